@@ -1,0 +1,106 @@
+"""Indicator feature sets computed with TA-Lib, in a registry by name.
+
+``a25`` is the original study's set: Open, High, Low, Close, Volume plus 20 indicators on the target's
+bars. Every indicator at day t uses bars up to t only (SCIENCE rule 7): TA-Lib's indicators are
+causal, and the weekly indicators are computed on completed weekly bars (weeks starting Monday)
+shifted one week before being aligned to days, so a day sees only the previous full week.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+import talib
+
+from .sources import DataError
+
+FeatureFn = Callable[[dict[str, pd.DataFrame], str], pd.DataFrame]
+FEATURE_SETS: dict[str, FeatureFn] = {}
+
+# Columns measured in price units (non-stationary over decades); the baselines make them scale-free.
+PRICE_LEVEL = ("open", "high", "low", "close", "dema_9", "dema_10", "dema_20", "dema_25", "dema_90",
+               "sma_12", "sma_50", "sma_100", "sma_200", "macd_12_26_9", "atr_14", "vwap_20")
+
+
+def register(name: str) -> Callable[[FeatureFn], FeatureFn]:
+    def deco(fn: FeatureFn) -> FeatureFn:
+        FEATURE_SETS[name] = fn
+        return fn
+    return deco
+
+
+def weekly(close: pd.Series, fn: Callable[[np.ndarray], np.ndarray]) -> pd.Series:
+    """Indicator on weekly closes (weeks Monday..Sunday), shifted one week, aligned to days."""
+    week = close.index.to_period("W-SUN")
+    wclose = close.groupby(week).last()
+    value = pd.Series(fn(wclose.to_numpy(dtype=float)), index=wclose.index).shift(1)
+    return pd.Series(value.reindex(week).to_numpy(), index=close.index)
+
+
+def _stochrsi_k(x: np.ndarray) -> np.ndarray:
+    return talib.STOCHRSI(x, timeperiod=14, fastk_period=5, fastd_period=3)[0]
+
+
+@register("a25")
+def a25(bars: dict[str, pd.DataFrame], target: str) -> pd.DataFrame:
+    """OHLCV + DEMA 9/10/20/25/90, SMA 12/50/100/200, RSI 14, StochRSI fast-K, weekly RSI and
+    StochRSI fast-K, MACD line, OBV, Chaikin A/D oscillator, ATR 14, ADX 14, Bollinger %B, VWAP 20."""
+    if target not in bars:
+        raise DataError(f"feature set a25: target '{target}' not among tickers {list(bars)}")
+    df = bars[target]
+    missing = [c for c in ("open", "high", "low", "close", "volume") if c not in df.columns]
+    if missing:
+        raise DataError(f"feature set a25 needs OHLCV bars for '{target}'; missing {missing}")
+    if df["volume"].isna().any():
+        raise DataError(f"feature set a25 needs volume for '{target}'; it has missing values "
+                        f"(first at {df.index[df['volume'].isna()][0].date()})")
+    o, h, lo, c, v = (df[k].to_numpy(dtype=float) for k in ("open", "high", "low", "close",
+                                                           "volume"))
+    out = pd.DataFrame({"open": o, "high": h, "low": lo, "close": c, "volume": v}, index=df.index)
+    for n in (9, 10, 20, 25, 90):
+        out[f"dema_{n}"] = talib.DEMA(c, timeperiod=n)
+    for n in (12, 50, 100, 200):
+        out[f"sma_{n}"] = talib.SMA(c, timeperiod=n)
+    out["rsi_14"] = talib.RSI(c, timeperiod=14)
+    out["stochrsi_k"] = _stochrsi_k(c)
+    out["rsi_14_weekly"] = weekly(df["close"], lambda x: talib.RSI(x, timeperiod=14))
+    out["stochrsi_k_weekly"] = weekly(df["close"], _stochrsi_k)
+    out["macd_12_26_9"] = talib.MACD(c, fastperiod=12, slowperiod=26, signalperiod=9)[0]
+    out["obv"] = talib.OBV(c, v)
+    out["adosc_3_10"] = talib.ADOSC(h, lo, c, v, fastperiod=3, slowperiod=10)
+    out["atr_14"] = talib.ATR(h, lo, c, timeperiod=14)
+    out["adx_14"] = talib.ADX(h, lo, c, timeperiod=14)
+    up, _, dn = talib.BBANDS(c, timeperiod=20, nbdevup=2, nbdevdn=2)
+    out["bb_pctb_20_2"] = (c - dn) / (up - dn)
+    out["vwap_20"] = talib.SUM(c * v, timeperiod=20) / talib.SUM(v, timeperiod=20)
+    return out
+
+
+@register("a25x")
+def a25_cross(bars: dict[str, pd.DataFrame], target: str) -> pd.DataFrame:
+    """a25 plus the 1-day log return of every other ticker (cross-asset context), as of day t."""
+    out = a25(bars, target)
+    for t, df in bars.items():
+        if t == target:
+            continue
+        # forward-fill onto the target's calendar: a missing day repeats the last known close
+        ret = np.log(df["close"].reindex(out.index, method="ffill")).diff()
+        out[f"ret_{t.strip('^').lower()}"] = ret.to_numpy()
+    return out
+
+
+def compute(name: str, bars: dict[str, pd.DataFrame], target: str) -> tuple[pd.DataFrame, int]:
+    """Feature frame with warm-up rows (any NaN) dropped; returns (frame, n_dropped)."""
+    if name not in FEATURE_SETS:
+        raise DataError(f"unknown feature set '{name}' (registered: {', '.join(FEATURE_SETS)})")
+    full = FEATURE_SETS[name](bars, target)
+    ok = full.notna().all(axis=1).to_numpy()
+    if not ok.any():
+        raise DataError(f"feature set {name}: every row has a NaN (history too short for warm-up)")
+    first = int(np.argmax(ok))
+    if not ok[first:].all():
+        bad = full.index[first:][~ok[first:]][0]
+        raise DataError(f"feature set {name}: NaN after warm-up at {bad.date()}")
+    return full.iloc[first:].astype("float64"), first

@@ -1,0 +1,60 @@
+"""Evaluation metrics from scikit-learn, and the one place logits become probabilities.
+
+Every evaluation records the base-rate log loss and the skill 1 - logloss/logloss_base (SCIENCE rule
+11) and the spread of predicted probabilities with a collapse flag (rule 12).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from sklearn import metrics as skm
+
+
+def sigmoid(logits: torch.Tensor | np.ndarray) -> np.ndarray:
+    """The single sigmoid of the workbench (SCIENCE rule 8): logits -> probabilities."""
+    t = torch.as_tensor(logits, dtype=torch.float64)
+    return torch.sigmoid(t).numpy()
+
+
+def base_logloss(y: np.ndarray, base_rate: float) -> float:
+    """Log loss of always predicting ``base_rate`` (the training positive rate)."""
+    p = float(np.clip(base_rate, 1e-7, 1 - 1e-7))
+    return float(skm.log_loss(y, np.full(len(y), p), labels=[0, 1]))
+
+
+def evaluate(y: np.ndarray, p: np.ndarray, base_rate: float, collapse_spread: float = 0.02) -> dict:
+    """Metrics of probabilities ``p`` for labels ``y``; ``base_rate`` is the training positive rate."""
+    y = np.asarray(y, dtype=int)
+    p = np.clip(np.asarray(p, dtype=float), 1e-7, 1 - 1e-7)
+    if not np.isfinite(p).all():
+        raise ValueError("probabilities contain NaN or infinite values")
+    pred = (p >= 0.5).astype(int)
+    ll = float(skm.log_loss(y, p, labels=[0, 1]))
+    ll0 = base_logloss(y, base_rate)
+    both = len(np.unique(y)) == 2
+    p5, p50, p95 = (float(v) for v in np.percentile(p, [5, 50, 95]))
+    tn, fp, fn, tp = skm.confusion_matrix(y, pred, labels=[0, 1]).ravel()
+    return {
+        "n": int(len(y)), "positive_rate": float(y.mean()), "base_rate": float(base_rate),
+        "logloss": ll, "logloss_base": ll0, "skill": 1 - ll / ll0 if ll0 > 0 else None,
+        "auc": float(skm.roc_auc_score(y, p)) if both else None,
+        "brier": float(skm.brier_score_loss(y, p)),
+        "accuracy": float(skm.accuracy_score(y, pred)),
+        "precision": float(skm.precision_score(y, pred, zero_division=0)),
+        "recall": float(skm.recall_score(y, pred, zero_division=0)),
+        "f1": float(skm.f1_score(y, pred, zero_division=0)),
+        "confusion": {"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)},
+        "p5": p5, "p50": p50, "p95": p95, "spread": p95 - p5,
+        "collapsed": bool(p95 - p5 < collapse_spread),
+    }
+
+
+def hanley_mcneil_se(auc: float, n_pos: int, n_neg: int) -> float:
+    """Standard error of a ROC AUC (Hanley & McNeil, 1982)."""
+    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
+    var = (auc * (1 - auc) + (n_pos - 1) * (q1 - auc**2) + (n_neg - 1) * (q2 - auc**2)) / (
+        n_pos * n_neg)
+    return math.sqrt(max(var, 0.0))

@@ -1,0 +1,256 @@
+"""PatchTST-style binary classifier with an exact analytic parameter count and budget grids.
+
+References:
+- Nie et al., "A Time Series is Worth 64 Words: Long-term Forecasting with Transformers" (PatchTST),
+  ICLR 2023: patching with end padding (repeat the last step ``stride`` times), channel independence,
+  a flatten head; https://github.com/yuqinie98/PatchTST
+- Kim et al., "Reversible Instance Normalization for Accurate Time-Series Forecasting" (RevIN), 2022.
+- Kaplan et al., "Scaling Laws for Neural Language Models", 2020: non-embedding parameter counts,
+  6N FLOPs per token for training.
+
+Two tokenizers: ``mixed`` (one token per patch across all features; cheap) and ``independent``
+(one shared backbone per feature channel; the head reads every channel). The model returns ONE
+LOGIT per sample; probabilities are computed elsewhere, with one sigmoid (SCIENCE rule 8).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from dataclasses import dataclass, replace
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import GridConfig, ModelConfig
+
+
+class RevIN(nn.Module):
+    """Per-window, per-channel standardisation with affine weights (statistics never cross windows)."""
+
+    def __init__(self, n_features: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(n_features))
+        self.bias = nn.Parameter(torch.zeros(n_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # centre on the newest step first: series like OBV (~1e11) lose precision in float32 otherwise
+        x = x - x[:, -1:, :].detach()  # x: [batch, context_len, n_features]
+        mean = x.mean(dim=1, keepdim=True)  # [batch, 1, n_features]
+        std = torch.sqrt(x.var(dim=1, keepdim=True, unbiased=False) + self.eps)
+        return (x - mean) / std * self.weight + self.bias
+
+
+class Block(nn.Module):
+    """Pre-norm encoder block: self-attention (scaled_dot_product_attention) and GELU feed-forward."""
+
+    def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float):
+        super().__init__()
+        self.n_heads, self.dropout = n_heads, dropout
+        self.ln1 = nn.LayerNorm(d_model)
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.proj = nn.Linear(d_model, d_model)
+        self.ln2 = nn.LayerNorm(d_model)
+        self.ff1 = nn.Linear(d_model, d_ff)
+        self.ff2 = nn.Linear(d_ff, d_model)
+        self.drop = nn.Dropout(dropout)
+
+    def attention(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, d = x.shape  # x: [batch, tokens, d_model]
+        qkv = self.qkv(x).view(b, t, 3, self.n_heads, d // self.n_heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each: [batch, n_heads, tokens, head_dim]
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+        y = y.transpose(1, 2).reshape(b, t, d)  # y: [batch, tokens, d_model]
+        return self.proj(y)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop(self.attention(self.ln1(x)))
+        return x + self.drop(self.ff2(self.drop(F.gelu(self.ff1(self.ln2(x))))))
+
+
+def n_patches(cfg: ModelConfig) -> int:
+    """Patches after end padding by ``stride``: the last patch always contains the newest day."""
+    return (cfg.context_len + cfg.stride - cfg.patch_len) // cfg.stride + 1
+
+
+def check_config(cfg: ModelConfig) -> None:
+    if cfg.tokenizer not in ("mixed", "independent"):
+        raise ValueError(f"tokenizer must be 'mixed' or 'independent', got {cfg.tokenizer!r}")
+    if not 1 <= cfg.stride <= cfg.patch_len <= cfg.context_len:
+        raise ValueError(f"need 1 <= stride ({cfg.stride}) <= patch_len ({cfg.patch_len}) <= "
+                         f"context_len ({cfg.context_len}) so every day, the newest included, "
+                         f"lies in a patch")
+    if cfg.d_model % cfg.n_heads:
+        raise ValueError(f"n_heads ({cfg.n_heads}) must divide d_model ({cfg.d_model})")
+
+
+class PatchTST(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        check_config(cfg)
+        self.cfg = cfg
+        self.n_patches = n_patches(cfg)
+        in_dim = cfg.patch_len * (cfg.n_features if cfg.tokenizer == "mixed" else 1)
+        self.revin = RevIN(cfg.n_features) if cfg.revin else None
+        self.embed = nn.Linear(in_dim, cfg.d_model)
+        self.pos = nn.Parameter(torch.randn(self.n_patches, cfg.d_model) * 0.02)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg.d_model, cfg.n_heads, cfg.d_ff, cfg.dropout)
+                                    for _ in range(cfg.n_layers))
+        self.norm = nn.LayerNorm(cfg.d_model)
+        channels = cfg.n_features if cfg.tokenizer == "independent" else 1
+        self.head = nn.Linear(channels * self.n_patches * cfg.d_model, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [batch, context_len, n_features] raw features -> logits [batch]."""
+        cfg, b = self.cfg, x.shape[0]
+        if self.revin is not None:
+            x = self.revin(x)
+        x = x.transpose(1, 2)  # x: [batch, n_features, context_len]
+        x = F.pad(x, (0, cfg.stride), mode="replicate")  # x: [batch, n_features, context_len+stride]
+        p = x.unfold(-1, cfg.patch_len, cfg.stride)  # p: [batch, n_features, n_patches, patch_len]
+        if cfg.tokenizer == "mixed":
+            p = p.permute(0, 2, 1, 3).reshape(b, self.n_patches, -1)  # [batch, n_patches, C*P]
+        else:
+            p = p.reshape(b * cfg.n_features, self.n_patches, cfg.patch_len)  # [batch*C, n_patches, P]
+        z = self.drop(self.embed(p) + self.pos)  # z: [batch', n_patches, d_model]
+        for block in self.blocks:
+            z = block(z)
+        z = self.norm(z).reshape(b, -1)  # z: [batch, channels * n_patches * d_model]
+        return self.head(self.drop(z)).squeeze(-1)  # logits: [batch]
+
+
+def count_params(cfg: ModelConfig) -> dict[str, int]:
+    """Exact parameter count, equal to ``sum(p.numel())``; split as embedding/encoder/head."""
+    d, ff, c, n = cfg.d_model, cfg.d_ff, cfg.n_features, n_patches(cfg)
+    in_dim = cfg.patch_len * (c if cfg.tokenizer == "mixed" else 1)
+    embedding = (2 * c if cfg.revin else 0) + in_dim * d + d + n * d
+    per_layer = 2 * d + (3 * d * d + 3 * d) + (d * d + d) + 2 * d + (d * ff + ff) + (ff * d + d)
+    encoder = cfg.n_layers * per_layer + 2 * d  # + final LayerNorm
+    head = (c if cfg.tokenizer == "independent" else 1) * n * d + 1
+    return {"embedding": embedding, "encoder": encoder, "head": head,
+            "total": embedding + encoder + head}
+
+
+def measured_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def flops_per_sample(cfg: ModelConfig, training: bool = True) -> float:
+    """Analytic matmul FLOPs per sample (2 per multiply-add); training = 3x forward (Kaplan)."""
+    d, ff, n = cfg.d_model, cfg.d_ff, n_patches(cfg)
+    seqs = cfg.n_features if cfg.tokenizer == "independent" else 1
+    in_dim = cfg.patch_len * (cfg.n_features if cfg.tokenizer == "mixed" else 1)
+    per_token = in_dim * d + cfg.n_layers * (4 * d * d + 2 * d * ff)
+    attention = cfg.n_layers * 2 * n * n * d  # QK^T and AV, per sequence
+    forward = 2 * (seqs * n * per_token + seqs * attention + seqs * n * d)
+    return float(3 * forward if training else forward)
+
+
+def memory_estimate(cfg: ModelConfig, batch: int, bytes_per_act: int = 4) -> dict[str, int]:
+    """Bytes for fp32 weights, gradients, AdamW state and the activations kept for backward."""
+    p = count_params(cfg)["total"]
+    d, ff, n = cfg.d_model, cfg.d_ff, n_patches(cfg)
+    tokens = batch * n * (cfg.n_features if cfg.tokenizer == "independent" else 1)
+    per_token_layer = 12 * d + 3 * ff + 2 * cfg.n_heads * n  # saved tensors incl. dropout masks
+    activations = bytes_per_act * tokens * (cfg.n_layers * per_token_layer + 4 * d)
+    out = {"weights": 4 * p, "gradients": 4 * p, "optimizer": 8 * p, "activations": activations}
+    out["total"] = sum(out.values())
+    return out
+
+
+_BUDGET = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMbB]?)\s*$")
+
+
+def parse_budget(budget: str | int) -> int:
+    """'25k' -> 25_000, '2M' -> 2_000_000, '2B' -> 2_000_000_000."""
+    if isinstance(budget, int) and not isinstance(budget, bool):
+        if budget <= 0:
+            raise ValueError(f"budget must be positive, got {budget}")
+        return budget
+    m = _BUDGET.match(str(budget))
+    if not m:
+        raise ValueError(f"budget {budget!r} is not a count like '25k', '2M' or '2B'")
+    value = float(m.group(1)) * {"": 1, "k": 1e3, "m": 1e6, "b": 1e9}[m.group(2).lower()]
+    if value < 1:
+        raise ValueError(f"budget must be positive, got {budget!r}")
+    return int(round(value))
+
+
+def fmt_count(n: float) -> str:
+    for unit, scale in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.3g}{unit}"
+    return f"{n:.0f}"
+
+
+@dataclass(frozen=True)
+class Arch:
+    id: str  # e.g. d128-L4-h8-ff4
+    d_model: int
+    n_layers: int
+    n_heads: int
+    d_ff: int
+    n_params: int  # exact total for the grid's fixed settings
+
+    def apply(self, base: ModelConfig) -> ModelConfig:
+        return replace(base, d_model=self.d_model, n_layers=self.n_layers, n_heads=self.n_heads,
+                       d_ff=self.d_ff)
+
+
+class BudgetError(ValueError):
+    """No architecture of the grid fits the budget's tolerance."""
+
+
+def arch_id(d: int, layers: int, heads: int, ratio: int) -> str:
+    return f"d{d}-L{layers}-h{heads}-ff{ratio}"
+
+
+def budget_grid(budget: str | int, base: ModelConfig, grid: GridConfig) -> list[Arch]:
+    """Architectures whose exact count lies within ``grid.tolerance`` of the budget.
+
+    Sorted by distance to the target. When more than ``max_candidates`` fit, the closest are kept
+    together with the extremes (narrowest, widest, shallowest, deepest).
+    """
+    target = parse_budget(budget)
+    fits, all_counts = [], []
+    for d, layers, heads, ratio in itertools.product(grid.d_model, grid.n_layers, grid.n_heads,
+                                                     grid.ff_ratio):
+        if d % heads or (heads > 1 and d // heads < 8):
+            continue
+        arch = Arch(arch_id(d, layers, heads, ratio), d, layers, heads, ratio * d, 0)
+        n = count_params(arch.apply(base))["total"]
+        arch = replace(arch, n_params=n)
+        all_counts.append(arch)
+        if abs(n - target) <= grid.tolerance * target:
+            fits.append(arch)
+    if not fits:
+        near = sorted(all_counts, key=lambda a: abs(math.log(a.n_params / target)))[:3]
+        names = ", ".join(f"{a.id} = {fmt_count(a.n_params)}" for a in near)
+        raise BudgetError(f"no architecture fits budget {budget} ({fmt_count(target)} "
+                          f"+/-{grid.tolerance:.0%}); nearest: {names}")
+    fits.sort(key=lambda a: (abs(a.n_params - target), a.id))
+    if len(fits) > grid.max_candidates:
+        # heads do not change the count: take one head choice of every shape before a second one
+        rank: dict[tuple, int] = {}
+        order = []
+        for a in fits:
+            shape = (a.d_model, a.n_layers, a.d_ff)
+            rank[shape] = rank.get(shape, -1) + 1
+            order.append((rank[shape], abs(a.n_params - target), a.id, a))
+        keep = {a.id: a for a in extremes(fits)}
+        for *_, a in sorted(order, key=lambda r: r[:3]):
+            if len(keep) >= grid.max_candidates:
+                break
+            keep.setdefault(a.id, a)
+        fits = sorted(keep.values(), key=lambda a: (abs(a.n_params - target), a.id))
+    return fits
+
+
+def extremes(archs: list[Arch]) -> list[Arch]:
+    """Narrowest, widest, shallowest and deepest architectures (ties: closest to the budget first)."""
+    return [min(archs, key=lambda a: a.d_model), max(archs, key=lambda a: a.d_model),
+            min(archs, key=lambda a: a.n_layers), max(archs, key=lambda a: a.n_layers)]

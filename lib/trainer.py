@@ -1,0 +1,235 @@
+"""Trainer for a binary classifier that outputs logits; knows nothing about the model or Optuna.
+
+Like minGPT's ``trainer.py``: AdamW with decoupled weight decay, linear warm-up then cosine decay,
+gradient clipping, micro-batches with gradient accumulation, early stopping on the validation
+objective with the best epoch's weights restored before any metric is reported (SCIENCE rule 9),
+a per-epoch callback that may stop training (a search uses it to prune), and a dedicated error when
+the loss stops being finite (rule 13). Training settings are read back from the live optimizer,
+scheduler and model into the result (rule 2).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .config import TrainConfig
+from .metrics import evaluate, sigmoid
+
+
+class DivergenceError(RuntimeError):
+    """The training or validation loss became NaN or infinite."""
+
+    def __init__(self, epoch: int, what: str):
+        super().__init__(f"{what} became non-finite in epoch {epoch}")
+        self.epoch = epoch
+
+
+@dataclass
+class TrainResult:
+    curve: list[dict]  # per epoch: train_loss, val_loss, val_auc, lr, seconds, samples_per_s
+    best_epoch: int  # 1-based epoch whose weights were restored
+    objective: str  # val_logloss | val_auc
+    best_objective: float  # objective at best_epoch, recomputed on the restored weights
+    val: dict  # metrics on the validation block with the restored weights
+    resolved: dict  # settings read back from the live optimizer, scheduler and model
+    stop_reason: str  # early_stopping | max_epochs | callback
+    seconds: float  # wall time of training
+    peak_memory_mb: dict = field(default_factory=dict)  # device and/or process peaks
+    oom_retries: int = 0  # micro-batch halvings after out-of-memory errors
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class WarmupCosine:
+    """LR multiplier: linear warm-up over ``warmup_steps``, then cosine decay to 0 at ``total_steps``."""
+
+    def __init__(self, warmup_steps: int, total_steps: int):
+        self.warmup_steps, self.total_steps = warmup_steps, max(total_steps, 1)
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup_steps:
+            return (step + 1) / self.warmup_steps
+        progress = (step - self.warmup_steps) / max(self.total_steps - self.warmup_steps, 1)
+        return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' requested but no CUDA device is available")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Decay matrices; leave biases, norms, RevIN and positional embeddings undecayed."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    rest = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    return [{"params": decay, "weight_decay": weight_decay},
+            {"params": rest, "weight_decay": 0.0}]
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, X: torch.Tensor, batch: int = 1024,
+                   autocast: bool = False) -> torch.Tensor:
+    model.eval()
+    out = []
+    for i in range(0, len(X), batch):
+        with torch.autocast(X.device.type, dtype=torch.bfloat16, enabled=autocast):
+            out.append(model(X[i:i + batch]).float())
+    return torch.cat(out) if out else torch.zeros(0)
+
+
+def _dropout_rates(model: nn.Module) -> list[float]:
+    rates = {m.p for m in model.modules() if isinstance(m, nn.Dropout)}
+    rates |= {m.dropout for m in model.modules() if hasattr(m, "dropout")
+              and isinstance(m.dropout, float)}
+    return sorted(rates)
+
+
+def train(model: nn.Module, X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray,
+          y_val: np.ndarray, cfg: TrainConfig,
+          callback: Callable[[int, dict], bool | None] | None = None) -> TrainResult:
+    """Train ``model`` in place and restore its best epoch.
+
+    Args:
+        X_train, X_val: [n, context_len, n_features] float32 windows; y_*: [n] labels in {0, 1}.
+        callback: called after every epoch with (epoch, metrics); returning True stops training;
+            an exception it raises (a pruning signal) propagates after the best weights are restored.
+    """
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    seed_everything(cfg.seed)
+    device = resolve_device(cfg.device)
+    autocast = cfg.bf16 and device.type == "cuda"
+    model.to(device)
+    Xtr = torch.as_tensor(X_train, dtype=torch.float32, device=device)
+    ytr = torch.as_tensor(y_train, dtype=torch.float32, device=device)
+    Xva = torch.as_tensor(X_val, dtype=torch.float32, device=device)
+    y_val_np = np.asarray(y_val)
+    base_rate = float(np.mean(y_train))
+    n = len(Xtr)
+    batch = min(cfg.batch_size, n)
+    micro = min(cfg.micro_batch_size or batch, batch)
+    steps_per_epoch = math.ceil(n / batch)
+    total_steps = steps_per_epoch * cfg.max_epochs
+    schedule = WarmupCosine(int(round(cfg.warmup_frac * total_steps)), total_steps)
+    fused = device.type == "cuda"
+    optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, fused=fused)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    pos_weight = None if cfg.pos_weight is None else torch.tensor(cfg.pos_weight, device=device)
+    loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+    generator = torch.Generator(device="cpu").manual_seed(cfg.seed)
+    sign = 1.0 if cfg.objective == "val_logloss" else -1.0  # internal: lower is better
+    best, best_epoch, best_state, curve = math.inf, 0, None, []
+    stop_reason, oom_retries, bad_epochs = "max_epochs", 0, 0
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    t_start = time.perf_counter()
+
+    def step(xb: torch.Tensor, yb: torch.Tensor, micro: int) -> float:
+        optimizer.zero_grad(set_to_none=True)
+        total = 0.0
+        for i in range(0, len(xb), micro):
+            xm, ym = xb[i:i + micro], yb[i:i + micro]
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                logits = model(xm)
+            loss = loss_fn(logits.float(), ym)
+            (loss * (len(xm) / len(xb))).backward()
+            total += loss.item() * len(xm)
+        if cfg.grad_clip > 0:
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        return total
+
+    try:
+        for epoch in range(1, cfg.max_epochs + 1):
+            model.train()
+            t0 = time.perf_counter()
+            perm = torch.randperm(n, generator=generator).to(device)
+            running, lr = 0.0, optimizer.param_groups[0]["lr"]
+            bar = tqdm(range(0, n, batch), desc=f"epoch {epoch}", disable=not cfg.progress,
+                       leave=False)
+            for i in bar:
+                idx = perm[i:i + batch]
+                while True:
+                    try:
+                        running += step(Xtr[idx], ytr[idx], micro)
+                        break
+                    except torch.OutOfMemoryError:
+                        if micro <= 1:
+                            raise
+                        micro, oom_retries = max(micro // 2, 1), oom_retries + 1
+                        if device.type == "cuda":
+                            torch.cuda.empty_cache()
+                if not math.isfinite(running):
+                    raise DivergenceError(epoch, "training loss")
+            seconds = time.perf_counter() - t0
+            logits = predict_logits(model, Xva, autocast=autocast)
+            if not torch.isfinite(logits).all():
+                raise DivergenceError(epoch, "validation logits")
+            m = evaluate(y_val_np, sigmoid(logits.cpu()), base_rate, cfg.collapse_spread)
+            row = {"epoch": epoch, "train_loss": running / n, "val_loss": m["logloss"],
+                   "val_auc": m["auc"], "val_skill": m["skill"], "lr": lr, "seconds": seconds,
+                   "samples_per_s": n / seconds}
+            curve.append(row)
+            value = sign * (m["logloss"] if sign > 0 else (m["auc"] or 0.0))
+            if value < best - cfg.min_delta:
+                best, best_epoch, bad_epochs = value, epoch, 0
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                bad_epochs += 1
+            if callback is not None and callback(epoch, dict(row, objective=sign * value)):
+                stop_reason = "callback"
+                break
+            if bad_epochs >= cfg.patience:
+                stop_reason = "early_stopping"
+                break
+    finally:
+        if best_state is not None:
+            model.load_state_dict(best_state)
+    logits = predict_logits(model, Xva, autocast=autocast)
+    val = evaluate(y_val_np, sigmoid(logits.cpu()), base_rate, cfg.collapse_spread)
+    peak = {"process_max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if device.type == "cuda":
+        peak["cuda_max_allocated_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+    group = optimizer.param_groups[0]
+    resolved = {
+        "lr": group["initial_lr"], "weight_decay": group["weight_decay"],
+        "betas": list(group["betas"]), "warmup_steps": schedule.warmup_steps,
+        "total_steps": schedule.total_steps,
+        "warmup_frac": schedule.warmup_steps / schedule.total_steps,
+        "dropout": _dropout_rates(model), "batch_size": batch, "micro_batch_size": micro,
+        "max_epochs": cfg.max_epochs, "grad_clip": cfg.grad_clip, "patience": cfg.patience,
+        "pos_weight": None if loss_fn.pos_weight is None else float(loss_fn.pos_weight),
+        "device": str(device), "autocast_bf16": autocast, "threads": torch.get_num_threads(),
+        "seed": cfg.seed, "objective": cfg.objective,
+    }
+    best_objective = val["logloss"] if cfg.objective == "val_logloss" else val["auc"]
+    return TrainResult(curve=curve, best_epoch=best_epoch, objective=cfg.objective,
+                       best_objective=best_objective, val=val, resolved=resolved,
+                       stop_reason=stop_reason, seconds=time.perf_counter() - t_start,
+                       peak_memory_mb=peak, oom_retries=oom_retries)
