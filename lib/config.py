@@ -104,6 +104,8 @@ class SearchConfig:
     batch_size: list[int] = field(default_factory=lambda: [32, 64, 128])  # categorical
     max_epochs: list[int] = field(default_factory=lambda: [10, 30])  # integer range
     pruner: str = "median"  # median | hyperband | none
+    pruner_startup_trials: int = 3  # trials completed before the median pruner acts
+    pruner_warmup_epochs: int = 2  # epochs of a trial before it may be pruned
     enqueue_extremes: bool = True  # enqueue narrowest, widest, shallowest, deepest, default first
     seed: int = 0  # TPE sampler seed
     max_retry: int = 2  # retries of trials that died (stale heartbeat)

@@ -1,0 +1,92 @@
+# Scaling-law workbench. `make` lists the targets; `make sweep` and `make test` work on a fresh clone.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+SWEEP   ?= default
+JOBS    ?= 1
+WORKERS ?= 1
+BUDGET  ?= 100k
+HORIZON ?= 1
+CELL    ?=
+FORCE   ?=
+PORT    ?= 8080
+TESTTMP ?= $(CURDIR)/outputs/.test
+
+.PHONY: help setup data trial sweep worker status final report regenerate lab dashboard bench \
+        test lint clean clean-data
+
+help: ## show this list of targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-11s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): requirements.txt pyproject.toml environment.yml
+	@if [ ! -x $(PY) ] && command -v conda >/dev/null 2>&1; then \
+	  echo "conda found: creating $(VENV) from environment.yml"; \
+	  conda env create --prefix $(VENV) --file environment.yml --yes; \
+	else \
+	  [ -x $(PY) ] || python3.11 -m venv $(VENV) 2>/dev/null || python3 -m venv $(VENV); \
+	  $(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt; \
+	fi
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-build-isolation --no-deps -e .
+	@touch $@
+
+setup: $(STAMP) ## build .venv (conda when available, else pip); a no-op when nothing changed
+
+data: setup ## run notebooks/01_data_prep.ipynb headless on the shipped data (copy under outputs/)
+	$(PY) -m papermill notebooks/01_data_prep.ipynb outputs/data_prep/01_data_prep.ipynb --cwd . --no-progress-bar
+
+trial: setup ## one trial, looked at closely: make trial BUDGET=100k HORIZON=1
+	$(PY) -m papermill notebooks/02_train_trial.ipynb outputs/trials/02_train_trial_$(BUDGET)_h$(HORIZON).ipynb \
+	  --cwd . --no-progress-bar -p budget $(BUDGET) -p horizon $(HORIZON)
+	$(PY) -c "from lib.notebook import render_html as r; from pathlib import Path as P; \
+	  print(r(P('outputs/trials/02_train_trial_$(BUDGET)_h$(HORIZON).ipynb'), P('reports/trials/02_train_trial_$(BUDGET)_h$(HORIZON).html'), hide_code=False))"
+
+sweep: setup ## run the grid, final evaluation and report: make sweep [SWEEP=default] [JOBS=N] [WORKERS=N] [FORCE=1]
+	$(PY) -m lib.sweep run --sweep $(SWEEP) --jobs $(JOBS) --workers $(WORKERS) $(if $(FORCE),--force)
+
+worker: setup ## join a sweep's studies as one more worker: make worker SWEEP=... [CELL=1M-h1]
+	$(PY) -m lib.sweep worker --sweep $(SWEEP) $(if $(CELL),--cell $(CELL))
+
+status: setup ## per-cell progress from storage and records: make status SWEEP=...
+	$(PY) -m lib.sweep status --sweep $(SWEEP)
+
+final: setup ## multi-seed test evaluation of every cell: make final SWEEP=...
+	$(PY) -m lib.sweep final --sweep $(SWEEP)
+
+report: setup ## execute and render the scaling report: make report [SWEEP=default]
+	$(PY) -m lib.sweep report --sweep $(SWEEP)
+
+regenerate: setup ## rebuild every record file of a sweep from its Optuna storage
+	$(PY) -m lib.sweep regenerate --sweep $(SWEEP)
+
+lab: setup ## JupyterLab on 127.0.0.1 (with a token)
+	$(PY) -m jupyter lab --ip 127.0.0.1 --no-browser
+
+dashboard: setup ## optuna-dashboard on 127.0.0.1 for a sweep's storage: make dashboard SWEEP=...
+	@url=$$($(PY) -c "from lib.search import storage_url; print(storage_url('$(SWEEP)'))"); \
+	echo "optuna-dashboard on http://127.0.0.1:$(PORT)"; \
+	$(VENV)/bin/optuna-dashboard "$$url" --host 127.0.0.1 --port $(PORT)
+
+bench: setup ## throughput, MFU and memory benchmarks -> outputs/bench/<timestamp>.json
+	$(PY) -m lib.bench $(BENCHFLAGS)
+
+test: setup ## run the tests, then every notebook in smoke mode under nbval
+	rm -rf $(TESTTMP) && mkdir -p $(TESTTMP)/nb
+	for nb in notebooks/*.ipynb; do \
+	  $(PY) -m papermill --prepare-only "$$nb" "$(TESTTMP)/nb/$$(basename $$nb)" -p smoke True >/dev/null 2>&1 \
+	    || { echo "papermill could not prepare $$nb"; exit 1; }; \
+	done
+	WORKBENCH_ROOT=$(TESTTMP)/root $(PY) -m pytest tests $(TESTTMP)/nb --nbval-lax -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: setup ## ruff over lib, tests and notebooks
+	$(VENV)/bin/ruff check lib tests notebooks
+
+clean: ## remove generated outputs and reports (never raw data or manifests)
+	find outputs reports -mindepth 1 ! -name .gitkeep -exec rm -rf {} +
+
+clean-data: ## remove processed and raw data and manifests (asks first)
+	@read -p "delete data/raw, data/processed and both manifests? [y/N] " ok; \
+	if [ "$$ok" = y ]; then rm -rf data/raw data/processed data/*_manifest.json; echo removed; else echo kept; fi

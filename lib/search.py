@@ -1,0 +1,451 @@
+"""One Optuna study per sweep cell (parameter budget x horizon), resumable and shareable.
+
+The architecture is a categorical choice among the budget's grid ids; training settings (learning
+rate, weight decay, warm-up, dropout, batch size, max epochs) come from the sweep file's ranges and
+all reach training (SCIENCE rule 2: the record holds the values read back from the live optimizer,
+scheduler and model, checked against the sampled ones). The first trials are enqueued: the grid's
+extremes and a default configuration. TPE is seeded; the pruner is fed by the trainer's per-epoch
+callback. A diverged trial ends FAILED with its reason (rule 13). ``n_trials`` is the number of
+finished trials a cell must have: every run tops up to it.
+
+Storage: one SQLite file per sweep (``outputs/sweeps/<sweep>/optuna.db``) or the URL in the
+``OPTUNA_STORAGE`` environment variable (PostgreSQL for several machines). The URL is never written
+to records; its password is masked in every log line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import optuna
+from optuna.trial import TrialState
+
+from . import dataset as ds
+from . import hardware, paths, records
+from .baselines import run_baselines
+from .config import ModelConfig, SweepConfig, TrainConfig
+from .model import (Arch, PatchTST, budget_grid, count_params, extremes, measured_params,
+                    memory_estimate, parse_budget)
+from .provenance import code_version, now_iso, provenance
+from .splits import Splits, make_splits
+from .trainer import DivergenceError, TrainResult, train
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)  # our sweep.log says what each trial did
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+class StorageError(RuntimeError):
+    """The study storage cannot be reached or opened."""
+
+
+class SurplusTrial(RuntimeError):
+    """Another worker already covers the cell's target; this trial is not needed."""
+
+
+class ArchitectureUnavailable(RuntimeError):
+    """The sampled architecture was dropped by this machine's pre-flight memory check."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    sweep: str  # sweep name (params/sweeps/<sweep>.yaml)
+    budget: str  # parameter budget target, e.g. "2M"
+    horizon: int  # trading days ahead
+
+    @property
+    def id(self) -> str:
+        return f"{self.budget}-h{self.horizon}"
+
+    @property
+    def dir(self) -> Path:
+        return paths.SWEEPS / self.sweep / self.id
+
+    @property
+    def study_name(self) -> str:
+        return f"{self.sweep}:{self.id}"
+
+    def as_dict(self) -> dict:
+        return {"id": self.id, "sweep": self.sweep, "budget": self.budget,
+                "budget_n": parse_budget(self.budget), "horizon": self.horizon}
+
+
+def cells(sweep: str, cfg: SweepConfig) -> list[Cell]:
+    return [Cell(sweep, b, h) for b in cfg.budgets for h in cfg.horizons]
+
+
+def mask_url(url: str) -> str:
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+
+
+def storage_url(sweep: str) -> str:
+    url = os.environ.get("OPTUNA_STORAGE")
+    if url:
+        return url
+    db = paths.SWEEPS / sweep / "optuna.db"
+    db.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{db}"
+
+
+def open_storage(url: str, heartbeat_s: int = 30, max_retry: int = 2) -> optuna.storages.RDBStorage:
+    """RDB storage with heartbeat and retry of stale trials; unreachable is an error in seconds."""
+    if url.startswith("sqlite"):
+        engine = {"connect_args": {"timeout": 60}}
+    else:
+        engine = {"connect_args": {"connect_timeout": 5}, "pool_pre_ping": True}
+    try:
+        return optuna.storages.RDBStorage(
+            url, engine_kwargs=engine, heartbeat_interval=heartbeat_s,
+            grace_period=4 * heartbeat_s,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                max_retry=max_retry))
+    except Exception as e:  # sqlalchemy OperationalError, driver errors, bad URLs
+        raise StorageError(f"cannot open study storage {mask_url(url)}: "
+                           f"{type(e).__name__}: {str(e).splitlines()[0][:300]}") from None
+
+
+def make_sampler(cfg: SweepConfig) -> optuna.samplers.TPESampler:
+    return optuna.samplers.TPESampler(seed=cfg.search.seed, multivariate=True, constant_liar=True)
+
+
+def make_pruner(cfg: SweepConfig) -> optuna.pruners.BasePruner:
+    s = cfg.search
+    if s.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=s.pruner_startup_trials,
+                                           n_warmup_steps=s.pruner_warmup_epochs)
+    if s.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=max(1, s.pruner_warmup_epochs),
+                                              max_resource=s.max_epochs[1])
+    return optuna.pruners.NopPruner()
+
+
+def direction(cfg: SweepConfig) -> str:
+    return "minimize" if cfg.train.objective == "val_logloss" else "maximize"
+
+
+def _clip(x, rng):
+    return min(max(x, rng[0]), rng[1])
+
+
+def default_params(cfg: SweepConfig, arch: Arch) -> dict:
+    s, t = cfg.search, cfg.train
+    return {"arch": arch.id, "lr": _clip(t.lr, s.lr), "weight_decay": _clip(t.weight_decay,
+                                                                            s.weight_decay),
+            "warmup_frac": _clip(t.warmup_frac, s.warmup_frac),
+            "dropout": _clip(cfg.model.dropout, s.dropout),
+            "batch_size": t.batch_size if t.batch_size in s.batch_size else s.batch_size[0],
+            "max_epochs": int(_clip(t.max_epochs, s.max_epochs))}
+
+
+def model_config(cfg: SweepConfig, arch: Arch, dropout: float, n_features: int) -> ModelConfig:
+    return arch.apply(replace(cfg.model, context_len=cfg.split.context_len, n_features=n_features,
+                              dropout=dropout))
+
+
+def train_config(cfg: SweepConfig, params: dict, seed: int, threads: int | None) -> TrainConfig:
+    return replace(cfg.train, lr=params["lr"], weight_decay=params["weight_decay"],
+                   warmup_frac=params["warmup_frac"], batch_size=params["batch_size"],
+                   max_epochs=params["max_epochs"], seed=seed, threads=threads)
+
+
+def check_resolved(params: dict, result: TrainResult) -> dict:
+    """Compare sampled values with those read back from the live objects (SCIENCE rule 2)."""
+    r = result.resolved
+    tol = 1.0 / max(r["total_steps"], 1)
+    checks = {"lr": np.isclose(r["lr"], params["lr"]),
+              "weight_decay": np.isclose(r["weight_decay"], params["weight_decay"]),
+              "warmup_frac": abs(r["warmup_frac"] - params["warmup_frac"]) <= tol,
+              "dropout": all(np.isclose(d, params["dropout"]) for d in r["dropout"]),
+              "batch_size": r["batch_size"] == params["batch_size"] or r["batch_size"] < params[
+                  "batch_size"],
+              "max_epochs": r["max_epochs"] == params["max_epochs"]}
+    bad = [k for k, ok in checks.items() if not ok]
+    if bad:
+        raise AssertionError(f"sampled settings did not reach training: {bad} (resolved {r})")
+    return {k: bool(v) for k, v in checks.items()}
+
+
+def build(cfg: SweepConfig, splits: Splits, arch: Arch, params: dict,
+          seed: int) -> tuple[PatchTST, ModelConfig]:
+    """The seeded model for ``arch`` with the sampled dropout."""
+    import torch
+
+    mcfg = model_config(cfg, arch, params["dropout"], len(splits.columns))
+    torch.manual_seed(seed)
+    return PatchTST(mcfg), mcfg
+
+
+def fit(cfg: SweepConfig, splits: Splits, model: PatchTST, params: dict, seed: int,
+        threads: int | None = None, callback: Callable | None = None) -> TrainResult:
+    """Train ``model`` on the training block, early-stopping on validation (test never read)."""
+    return train(model, splits.train.X, splits.train.y, splits.val.X, splits.val.y,
+                 train_config(cfg, params, seed, threads), callback=callback)
+
+
+def arch_record(arch: Arch, mcfg: ModelConfig, model) -> tuple[dict, dict]:
+    counts = count_params(mcfg)
+    measured = measured_params(model)
+    n_params = dict(counts, measured=measured, analytic_matches=measured == counts["total"])
+    return dict(asdict(arch), tokenizer=mcfg.tokenizer, patch_len=mcfg.patch_len,
+                stride=mcfg.stride, context_len=mcfg.context_len,
+                n_features=mcfg.n_features), n_params
+
+
+def create_study(cell: Cell, cfg: SweepConfig, storage, archs_all: list[Arch],
+                 manifest: dict) -> optuna.Study:
+    """Create (or load) the cell's study; the first creation records provenance and enqueues the
+    grid's extremes and a default configuration as ordinary trials."""
+    study = optuna.create_study(study_name=cell.study_name, storage=storage,
+                                sampler=make_sampler(cfg), pruner=make_pruner(cfg),
+                                direction=direction(cfg), load_if_exists=True)
+    if study.user_attrs.get("n_trials") != cfg.search.n_trials:
+        study.set_user_attr("n_trials", cfg.search.n_trials)
+    if "provenance" not in study.user_attrs:
+        study.set_user_attr("provenance", provenance({
+            "dataset": {"id": cfg.data.name, "sha256": manifest["sha256"]},
+            "params": asdict(cfg), "cell": cell.as_dict()}))
+        study.set_user_attr("sampler", {"name": "TPESampler", "seed": cfg.search.seed,
+                                        "multivariate": True, "constant_liar": True,
+                                        "optuna": optuna.__version__})
+        study.set_user_attr("pruner", {"name": cfg.search.pruner,
+                                       "startup_trials": cfg.search.pruner_startup_trials,
+                                       "warmup_epochs": cfg.search.pruner_warmup_epochs})
+        study.set_user_attr("architectures", [a.id for a in archs_all])
+    if cfg.search.enqueue_extremes and not study.user_attrs.get("enqueued"):
+        seen: list[str] = []
+        for a in [*extremes(archs_all), archs_all[0]]:
+            if a.id not in seen:
+                seen.append(a.id)
+                study.enqueue_trial(default_params(cfg, a), user_attrs={"enqueued": True})
+        study.set_user_attr("enqueued", seen)
+    return study
+
+
+def init_cell(cell: Cell, cfg: SweepConfig, url: str) -> optuna.Study:
+    """Create a cell's study before any worker starts (no training, no pre-flight)."""
+    entry = ds.manifest_entry(cfg.data.name)
+    base = replace(cfg.model, context_len=cfg.split.context_len, n_features=len(entry["columns"]))
+    storage = open_storage(url, cfg.search.heartbeat_s, cfg.search.max_retry)
+    return create_study(cell, cfg, storage, budget_grid(cell.budget, base, cfg.grid), entry)
+
+
+def cell_status(cell: Cell, cfg: SweepConfig, url: str) -> dict:
+    """Counts of the cell's study, or zeros when it does not exist yet."""
+    storage = open_storage(url, cfg.search.heartbeat_s, cfg.search.max_retry)
+    try:
+        study = optuna.load_study(study_name=cell.study_name, storage=storage)
+    except KeyError:
+        c = records.counts([])
+        c["target"] = cfg.search.n_trials
+        return c
+    c = records.counts(study.get_trials(deepcopy=False))
+    c["target"] = cfg.search.n_trials
+    best = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+    if best:
+        b = study.best_trial
+        c["best_objective"], c["best_arch"] = b.value, b.params.get("arch")
+    return c
+
+
+class CellRunner:
+    """Prepares a cell (dataset, splits, grid, pre-flight, baselines, study) and runs its trials."""
+
+    def __init__(self, cell: Cell, cfg: SweepConfig, *, threads: int | None = None,
+                 worker: str = "", log: Callable[[str], None] | None = None,
+                 storage: str | None = None, available_bytes: int | None = None):
+        self.cell, self.cfg, self.threads, self.worker = cell, cfg, threads, worker
+        self.dir = cell.dir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        suffix = f".{worker}" if worker else ""
+        self.log_path = self.dir / f"sweep{suffix}.log"
+        self._print = log or print
+        self.url = storage or storage_url(cell.sweep)
+        self.available_bytes = available_bytes
+        self.stopped_reason: str | None = None
+
+    def log(self, msg: str) -> None:
+        line = f"{now_iso()} {self.cell.id} {msg}"
+        self._print(line)
+        with open(self.log_path, "a") as f:  # this process is the only writer of this file
+            f.write(line + "\n")
+
+    # -- preparation -------------------------------------------------------------------------
+    def prepare(self) -> dict:
+        cfg = self.cfg
+        self.archs_all = budget_grid(self.cell.budget, replace(
+            cfg.model, context_len=cfg.split.context_len, n_features=self._n_features()), cfg.grid)
+        biggest_batch = max(cfg.search.batch_size)
+        needs = {a.id: memory_estimate(a.apply(replace(cfg.model, n_features=self._n_features(),
+                                                       context_len=cfg.split.context_len)),
+                                       biggest_batch)["total"] for a in self.archs_all}
+        report = hardware.preflight(
+            memory_needs=needs, policy=cfg.search.memory_policy,
+            dataset_check=lambda: ds.verify(cfg.data.name), device=cfg.train.device,
+            threads=self.threads, outputs=paths.OUTPUTS, min_disk_gb=cfg.guards.min_disk_gb,
+            available_bytes=self.available_bytes)
+        report["cell"] = self.cell.as_dict()
+        self.preflight = report
+        for w in report["warnings"]:
+            self.log(f"preflight warning: {w}")
+        hardware.write_preflight(report, self.dir / "preflight.json")
+        self.archs = [a for a in self.archs_all if a.id in set(report["architectures"])]
+        self.df, self.manifest = ds.load_dataset(cfg.data.name)
+        self.splits = make_splits(self.df, cfg.split, horizon=self.cell.horizon)
+        self.baselines = run_baselines(self.df, self.splits, seed=cfg.train.seed,
+                                       collapse_spread=cfg.train.collapse_spread)
+        self.storage = open_storage(self.url, cfg.search.heartbeat_s, cfg.search.max_retry)
+        self.study = self._study()
+        return report
+
+    def _n_features(self) -> int:
+        return len(ds.manifest_entry(self.cfg.data.name)["columns"])
+
+    def _study(self) -> optuna.Study:
+        return create_study(self.cell, self.cfg, self.storage, self.archs_all, self.manifest)
+
+    # -- trials ------------------------------------------------------------------------------
+    def _sample(self, trial: optuna.Trial) -> tuple[Arch, dict]:
+        s = self.cfg.search
+        choices = self.study.user_attrs.get("architectures") or [a.id for a in self.archs_all]
+        params = {
+            "arch": trial.suggest_categorical("arch", choices),
+            "lr": trial.suggest_float("lr", *s.lr, log=True),
+            "weight_decay": trial.suggest_float("weight_decay", *s.weight_decay, log=True),
+            "warmup_frac": trial.suggest_float("warmup_frac", *s.warmup_frac),
+            "dropout": trial.suggest_float("dropout", *s.dropout),
+            "batch_size": trial.suggest_categorical("batch_size", s.batch_size),
+            "max_epochs": trial.suggest_int("max_epochs", *s.max_epochs)}
+        by_id = {a.id: a for a in self.archs}
+        if params["arch"] not in by_id:
+            raise ArchitectureUnavailable(f"architecture {params['arch']} was dropped by this "
+                                          f"machine's pre-flight memory check")
+        return by_id[params["arch"]], params
+
+    def _surplus(self, trial: optuna.Trial) -> bool:
+        target = self.study.user_attrs.get("n_trials", self.cfg.search.n_trials)
+        done, ahead = 0, 0
+        for t in self.study.get_trials(deepcopy=False):
+            if records.counts_done(t):
+                done += 1
+            elif (t.state == TrialState.RUNNING and t.number < trial.number
+                  and not records.is_surplus(t)):
+                ahead += 1
+        return done + ahead >= target
+
+    def objective(self, trial: optuna.Trial) -> float:
+        t0 = time.time()
+        if self._surplus(trial):
+            trial.set_user_attr("surplus", True)
+            raise SurplusTrial("target already covered by finished and running trials")
+        base = {"horizon": self.cell.horizon, "threshold": self.cfg.split.threshold,
+                "label": self.cfg.split.label, "context_len": self.cfg.split.context_len,
+                "seed": self.cfg.train.seed, "split": self.splits.stats.to_dict(),
+                "dataset": {"id": self.cfg.data.name, "sha256": self.manifest["sha256"]},
+                "code": code_version(), "host": socket.gethostname(), "worker": self.worker}
+        curve: list[dict] = []
+        try:
+            arch, params = self._sample(trial)
+        except ArchitectureUnavailable as e:
+            trial.set_user_attr("fail_reason", str(e))
+            trial.set_user_attr("record", base)
+            raise
+        self.log(f"trial {trial.number} start arch={arch.id} "
+                 f"params={ {k: v for k, v in params.items() if k != 'arch'} }")
+
+        def on_epoch(epoch: int, row: dict) -> bool:
+            curve.append(row)
+            trial.report(row["objective"], epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned after epoch {epoch} "
+                                         f"(objective {row['objective']:.4f})")
+            return False
+
+        def finish(extra: dict) -> None:
+            rec = {**base, "learning_curve": curve, "seconds": time.time() - t0,
+                   "hardware": self.telemetry.summary(since=t0), **extra}
+            trial.set_user_attr("record", rec)
+
+        model, mcfg = build(self.cfg, self.splits, arch, params, self.cfg.train.seed)
+        arch_rec, n_params = arch_record(arch, mcfg, model)
+        try:
+            result = fit(self.cfg, self.splits, model, params, self.cfg.train.seed, self.threads,
+                         on_epoch)
+        except optuna.TrialPruned as e:
+            finish({"arch": arch_rec, "n_params": n_params, "prune_reason": str(e)})
+            raise
+        except DivergenceError as e:
+            trial.set_user_attr("fail_reason", f"diverged: {e}")
+            finish({"arch": arch_rec, "n_params": n_params, "diverged_epoch": e.epoch})
+            raise
+        check = check_resolved(params, result)
+        finish({"arch": arch_rec, "n_params": n_params, "resolved": result.resolved,
+                "resolved_matches_sampled": check, "best_epoch": result.best_epoch,
+                "stop_reason": result.stop_reason, "val": result.val,
+                "objective_name": result.objective, "peak_memory_mb": result.peak_memory_mb,
+                "oom_retries": result.oom_retries, "train_seconds": result.seconds})
+        return result.best_objective
+
+    def _after_trial(self, study: optuna.Study, t: optuna.trial.FrozenTrial) -> None:
+        if records.is_surplus(t):
+            return
+        records.write_after_trial(self.dir, study, t, self.cell.as_dict())
+        rec = t.user_attrs.get("record", {})
+        hw = rec.get("hardware") or {}
+        rss = (hw.get("proc_rss_mb") or {}).get("max")
+        value = f"{t.value:.4f}" if t.value is not None else "-"
+        reason = t.user_attrs.get("fail_reason") or rec.get("prune_reason") or ""
+        self.log(f"trial {t.number} end state={t.state.name} objective={value} "
+                 f"seconds={rec.get('seconds', 0):.1f} peak_rss_mb={rss} "
+                 f"cpu_temp={(hw.get('cpu_temp_c') or {}).get('max')} {reason}".rstrip())
+
+    def status(self) -> dict:
+        c = records.counts(self.study.get_trials(deepcopy=False))
+        c["target"] = self.study.user_attrs.get("n_trials", self.cfg.search.n_trials)
+        return c
+
+    def run(self, progress: bool = True) -> dict:
+        """Top up the cell to its target of finished trials; returns the final counts."""
+        from tqdm.auto import tqdm
+
+        suffix = f".{self.worker}" if self.worker else ""
+        self.telemetry = hardware.Telemetry(self.dir / f"hardware{suffix}.jsonl",
+                                            self.cfg.guards.interval_s).start()
+        g = self.cfg.guards
+        guard = hardware.Guard(self.telemetry, g.temp_warn_c, g.temp_critical_c, g.mem_floor_gb,
+                               g.max_pause_s, log=self.log)
+        target = self.status()["target"]
+        bar = tqdm(total=target, initial=min(self.status()["finished"], target),
+                   desc=self.cell.id, disable=not progress)
+        try:
+            while True:
+                optuna.storages.fail_stale_trials(self.study)
+                c = self.status()
+                bar.n = min(c["finished"], target)
+                bar.refresh()
+                if c["finished"] >= target:
+                    break
+                if c["finished"] + c["running"] >= target and c["waiting"] == 0:
+                    self.log("remaining trials are running in other workers; leaving")
+                    break
+                ok, why = guard.wait()
+                if not ok:
+                    self.stopped_reason = why
+                    break
+                self.study.optimize(self.objective, n_trials=1, callbacks=[self._after_trial],
+                                    catch=(DivergenceError, SurplusTrial,
+                                           ArchitectureUnavailable),
+                                    gc_after_trial=True)
+        finally:
+            bar.close()
+            self.telemetry.stop()
+        return self.status()
+
+    def summarize(self) -> dict:
+        return records.study_summary(self.dir, self.study, self.cell.as_dict(), self.baselines)

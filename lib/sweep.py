@@ -1,0 +1,277 @@
+"""Grid orchestration: ``python -m lib.sweep run|worker|status|final|report|regenerate|collect``.
+
+``run`` (behind ``make sweep``) reads ``params/sweeps/<name>.yaml``, prepares the dataset when it is
+missing (through the data notebook), creates every cell's study once, runs the HPO notebook for each
+unfinished cell through papermill (executed copy in the cell folder, rendered HTML in
+``reports/<sweep>/``), then the final test evaluation and the scaling report. A failing cell does not
+stop the others; the command ends with a status table and exits non-zero if any cell failed.
+Ctrl-C stops cleanly; the next run does only what is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pandas as pd
+
+from . import dataset as ds
+from . import notebook, paths, records
+from .config import ConfigError, SweepConfig, load_sweep
+from .provenance import read_json, write_json
+from .search import Cell, CellRunner, StorageError, cell_status, cells, init_cell, storage_url
+
+
+def _say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def ensure_data(name: str, cfg: SweepConfig) -> None:
+    """Run the data notebook when the sweep's dataset is missing; a bad checksum stays an error."""
+    try:
+        ds.verify(cfg.data.name)
+        return
+    except ds.DataError as e:
+        if "checksum" in str(e):
+            raise
+    d = cfg.data
+    out = paths.OUTPUTS / "data_prep" / f"01_data_prep_{d.name}.ipynb"
+    _say(f"dataset '{d.name}' missing: running notebooks/01_data_prep.ipynb -> {paths.rel(out)}")
+    notebook.execute(paths.NOTEBOOKS / "01_data_prep.ipynb", out, {
+        "source": d.source, "tickers": ",".join(d.tickers), "target": d.target,
+        "feature_set": d.feature_set, "csv_dir": d.csv_dir or "", "name": d.name,
+        "val_start": cfg.split.val_start or "", "test_start": cfg.split.test_start or ""})
+    ds.verify(d.name)
+
+
+def threads_per_job(cfg: SweepConfig, jobs: int) -> int:
+    total = cfg.jobs_threads or os.cpu_count() or 1
+    return max(1, total // max(jobs, 1))
+
+
+def run_cell_notebook(cell: Cell, threads: int, workers: int, sweep_file: str) -> dict:
+    out = cell.dir / "03_hpo_sweep.ipynb"
+    t0 = time.time()
+    status = "done"
+    error = None
+    try:
+        notebook.execute(paths.NOTEBOOKS / "03_hpo_sweep.ipynb", out, {
+            "sweep": sweep_file, "budget": cell.budget, "horizon": cell.horizon,
+            "n_trials": 0, "workers": workers, "threads": threads})
+    except Exception as e:  # papermill raises PapermillExecutionError with the cell's error
+        status, error = "failed", f"{type(e).__name__}: {str(e).strip().splitlines()[-1][:300]}"
+    if out.exists():
+        try:
+            notebook.render_html(out, paths.REPORTS / cell.sweep / f"{cell.id}.html")
+        except Exception as e:  # a rendering problem must not hide the cell's own status
+            error = (error or "") + f" (rendering failed: {e})"
+    return {"cell": cell.id, "status": status, "wall_s": time.time() - t0, "error": error}
+
+
+def status_table(name: str, cfg: SweepConfig, results: dict | None = None) -> pd.DataFrame:
+    url = storage_url(name)
+    rows = []
+    for cell in cells(name, cfg):
+        c = cell_status(cell, cfg, url)
+        r = (results or {}).get(cell.id, {})
+        final = cell.dir / "final.json"
+        rows.append({"cell": cell.id, "finished": f"{c['finished']}/{c['target']}",
+                     "complete": c["complete"], "pruned": c["pruned"], "failed": c["failed"],
+                     "best_objective": c.get("best_objective"), "best_arch": c.get("best_arch"),
+                     "wall_s": round(r["wall_s"], 1) if "wall_s" in r else None,
+                     "final": "yes" if final.exists() and read_json(final).get("complete")
+                     else "no",
+                     "status": r.get("status", "done" if c["finished"] >= c["target"]
+                                     else "unfinished")})
+    return pd.DataFrame(rows)
+
+
+def _subprocess(args: list[str], log: Path) -> int:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as f:
+        return subprocess.call([sys.executable, "-m", "lib.sweep", *args], stdout=f,
+                               stderr=subprocess.STDOUT)
+
+
+def run(name: str, jobs: int = 1, force: bool = False, workers: int = 1, final: bool = True,
+        report: bool = True) -> int:
+    cfg = load_sweep(name)
+    t0 = time.time()
+    ensure_data(name, cfg)
+    url = storage_url(name)
+    todo = []
+    for cell in cells(name, cfg):
+        init_cell(cell, cfg, url)
+        c = cell_status(cell, cfg, url)
+        if force or c["finished"] < c["target"] or not (cell.dir / "03_hpo_sweep.ipynb").exists():
+            todo.append(cell)
+    threads = threads_per_job(cfg, jobs)
+    _say(f"sweep '{name}': {len(todo)} of {len(cfg.budgets) * len(cfg.horizons)} cells to run, "
+         f"{jobs} at a time, {threads} torch thread(s) each")
+    results: dict[str, dict] = {}
+    try:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            futures = {pool.submit(run_cell_notebook, c, threads, workers, name): c for c in todo}
+            for fut in futures:
+                r = fut.result()
+                results[r["cell"]] = r
+                _say(f"  {r['cell']}: {r['status']} in {r['wall_s']:.0f} s"
+                     + (f" ({r['error']})" if r["error"] else ""))
+        if final:
+            finals = [c for c in cells(name, cfg) if force or not _final_done(c)]
+            with ThreadPoolExecutor(max_workers=jobs) as pool:
+                codes = list(pool.map(lambda c: _subprocess(
+                    ["final", "--sweep", name, "--cell", c.id, "--threads", str(threads)],
+                    c.dir / "final.log"), finals))
+            for c, code in zip(finals, codes, strict=True):
+                if code:
+                    results.setdefault(c.id, {})["status"] = "final failed"
+                    _say(f"  {c.id}: final evaluation failed (see {paths.rel(c.dir)}/final.log)")
+        if report:
+            rc = make_report(name)
+            if rc:
+                results["report"] = {"status": "failed"}
+    except KeyboardInterrupt:
+        _say("\ninterrupted: every finished trial is recorded; run the same command to resume")
+        return 130
+    table = status_table(name, cfg, results)
+    _say("\n" + table.to_string(index=False))
+    _say(f"\nwall time {time.time() - t0:.0f} s; reports in {paths.rel(paths.REPORTS / name)}/")
+    failed = [k for k, r in results.items() if "failed" in r.get("status", "")]
+    if failed:
+        _say(f"FAILED: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+def _final_done(cell: Cell) -> bool:
+    f = cell.dir / "final.json"
+    return f.exists() and bool(read_json(f).get("complete"))
+
+
+def make_report(name: str) -> int:
+    out = paths.SWEEPS / name / "04_scaling_report.ipynb"
+    html = paths.REPORTS / name / "scaling_report.html"
+    try:
+        notebook.execute(paths.NOTEBOOKS / "04_scaling_report.ipynb", out, {"sweep": name})
+        rc = 0
+    except Exception as e:
+        _say(f"report failed: {type(e).__name__}: {str(e).strip().splitlines()[-1][:300]}")
+        rc = 1
+    if out.exists():
+        notebook.render_html(out, html)
+        _say(f"report: {paths.rel(html)}")
+    return rc
+
+
+def worker(name: str, cell_id: str | None, threads: int | None, worker_id: str) -> int:
+    """Join the sweep's studies and work on unfinished cells (or the named one)."""
+    cfg = load_sweep(name)
+    for cell in cells(name, cfg):
+        if cell_id and cell.id != cell_id:
+            continue
+        runner = CellRunner(cell, cfg, threads=threads, worker=worker_id)
+        runner.prepare()
+        c = runner.status()
+        if c["finished"] >= c["target"]:
+            continue
+        runner.run(progress=False)
+        runner.summarize()
+    return 0
+
+
+def collect(name: str, sources: list[str]) -> int:
+    """Merge per-trial records from several machines' outputs folders into this sweep's folders."""
+    n = 0
+    for src in sources:
+        for f in sorted(Path(src).glob("*/trials/trial_*.json")):
+            dest = paths.SWEEPS / name / f.parent.parent.name / "trials" / f.name
+            if dest.exists() and read_json(dest).get("state") == read_json(f).get("state"):
+                continue
+            write_json(dest, read_json(f))
+            n += 1
+    _say(f"collected {n} record(s) into {paths.rel(paths.SWEEPS / name)}")
+    return 0
+
+
+def regenerate(name: str) -> int:
+    import optuna
+
+    from .search import open_storage
+
+    cfg = load_sweep(name)
+    storage = open_storage(storage_url(name))
+    for cell in cells(name, cfg):
+        try:
+            study = optuna.load_study(study_name=cell.study_name, storage=storage)
+        except KeyError:
+            continue
+        n = records.regenerate(cell.dir, study, cell.as_dict())
+        records.study_summary(cell.dir, study, cell.as_dict())
+        _say(f"{cell.id}: {n} record(s) rebuilt from storage")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m lib.sweep", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="run every unfinished cell, the final evaluation and the report")
+    r.add_argument("--sweep", default="default")
+    r.add_argument("--jobs", type=int, default=1, help="cells at once (threads are divided)")
+    r.add_argument("--workers", type=int, default=1, help="worker processes per cell")
+    r.add_argument("--force", action="store_true", help="re-execute finished cells' notebooks")
+    r.add_argument("--no-final", action="store_true")
+    r.add_argument("--no-report", action="store_true")
+    w = sub.add_parser("worker", help="join the sweep's studies and work on unfinished cells")
+    w.add_argument("--sweep", default="default")
+    w.add_argument("--cell", default=None)
+    w.add_argument("--threads", type=int, default=None)
+    w.add_argument("--worker-id", default=f"w{os.getpid()}")
+    for cmd in ("status", "regenerate", "report"):
+        sub.add_parser(cmd).add_argument("--sweep", default="default")
+    f = sub.add_parser("final", help="multi-seed test evaluation of a cell's best configurations")
+    f.add_argument("--sweep", default="default")
+    f.add_argument("--cell", default=None)
+    f.add_argument("--threads", type=int, default=None)
+    c = sub.add_parser("collect", help="merge records from other machines' sweep folders")
+    c.add_argument("--sweep", default="default")
+    c.add_argument("sources", nargs="+")
+    a = p.parse_args(argv)
+    try:
+        if a.cmd == "run":
+            return run(a.sweep, a.jobs, a.force, a.workers, not a.no_final, not a.no_report)
+        if a.cmd == "worker":
+            return worker(a.sweep, a.cell, a.threads, a.worker_id)
+        if a.cmd == "status":
+            cfg = load_sweep(a.sweep)
+            _say(status_table(a.sweep, cfg).to_string(index=False))
+            return 0
+        if a.cmd == "regenerate":
+            return regenerate(a.sweep)
+        if a.cmd == "report":
+            return make_report(a.sweep)
+        if a.cmd == "collect":
+            return collect(a.sweep, a.sources)
+        if a.cmd == "final":
+            from .final import run_final
+
+            cfg = load_sweep(a.sweep)
+            for cell in cells(a.sweep, cfg):
+                if a.cell in (None, cell.id):
+                    run_final(cell, cfg, threads=a.threads)
+            return 0
+    except (ConfigError, StorageError, ds.DataError) as e:
+        _say(f"error: {e}")
+        return 2
+    except KeyboardInterrupt:
+        _say("interrupted; run the same command to resume")
+        return 130
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
