@@ -7,7 +7,7 @@ VENV    ?= .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 SWEEP   ?= default
-JOBS    ?= 1
+JOBS    ?=
 WORKERS ?= 1
 BUDGET  ?= 100k
 HORIZON ?= 1
@@ -45,7 +45,7 @@ trial: setup ## one trial, looked at closely: make trial BUDGET=100k HORIZON=1
 	  print(r(P('outputs/trials/02_train_trial_$(BUDGET)_h$(HORIZON).ipynb'), P('reports/trials/02_train_trial_$(BUDGET)_h$(HORIZON).html'), hide_code=False))"
 
 sweep: setup ## run the grid, final evaluation and report: make sweep [SWEEP=default] [JOBS=N] [WORKERS=N] [FORCE=1]
-	$(PY) -m lib.sweep run --sweep $(SWEEP) --jobs $(JOBS) --workers $(WORKERS) $(if $(FORCE),--force)
+	$(PY) -m lib.sweep run --sweep $(SWEEP) $(if $(JOBS),--jobs $(JOBS)) --workers $(WORKERS) $(if $(FORCE),--force)
 
 worker: setup ## join a sweep's studies as one more worker: make worker SWEEP=... [CELL=1M-h1]
 	$(PY) -m lib.sweep worker --sweep $(SWEEP) $(if $(CELL),--cell $(CELL))

@@ -69,7 +69,7 @@ class TrainConfig:
     weight_decay: float = 1e-2  # AdamW decoupled weight decay
     warmup_frac: float = 0.1  # share of optimizer steps with linear warm-up, then cosine decay
     batch_size: int = 64  # samples per optimizer step
-    micro_batch_size: int | None = None  # samples per forward pass (gradient accumulation); None = batch
+    micro_batch_size: int | None = None  # samples per forward pass, accumulated; None: batch
     max_epochs: int = 20  # upper bound on epochs
     patience: int = 5  # epochs without improvement before early stopping
     min_delta: float = 1e-4  # improvement smaller than this does not count
@@ -143,7 +143,8 @@ class SweepConfig:
     search: SearchConfig = field(default_factory=SearchConfig)
     guards: GuardConfig = field(default_factory=GuardConfig)
     final: FinalConfig = field(default_factory=FinalConfig)
-    jobs_threads: int | None = None  # total torch threads shared by parallel cells; None = all cores
+    jobs: int = 1  # cells run at once by make sweep (JOBS overrides)
+    jobs_threads: int | None = None  # torch threads shared by parallel cells; None: all cores
     description: str = ""  # what the sweep is for
 
 

@@ -13,7 +13,14 @@ import pandas as pd
 
 from . import features, paths
 from .config import DataConfig
-from .provenance import atomic_write_bytes, code_version, now_iso, read_json, sha256_file, write_json
+from .provenance import (
+    atomic_write_bytes,
+    code_version,
+    now_iso,
+    read_json,
+    sha256_file,
+    write_json,
+)
 from .sources import DataError, get_raw, parquet_bytes
 
 

@@ -139,14 +139,18 @@ def measured_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def flops_per_sample(cfg: ModelConfig, training: bool = True) -> float:
-    """Analytic matmul FLOPs per sample (2 per multiply-add); training = 3x forward (Kaplan)."""
+def flops_per_sample(cfg: ModelConfig, training: bool = True, attention: bool = True) -> float:
+    """Analytic matmul FLOPs per sample (2 per multiply-add); training = 3x forward (Kaplan).
+
+    ``attention=False`` leaves out the QK^T and AV products (torch's FLOP counter does not see the
+    CPU kernel of scaled_dot_product_attention, so tests compare that part separately).
+    """
     d, ff, n = cfg.d_model, cfg.d_ff, n_patches(cfg)
     seqs = cfg.n_features if cfg.tokenizer == "independent" else 1
     in_dim = cfg.patch_len * (cfg.n_features if cfg.tokenizer == "mixed" else 1)
     per_token = in_dim * d + cfg.n_layers * (4 * d * d + 2 * d * ff)
-    attention = cfg.n_layers * 2 * n * n * d  # QK^T and AV, per sequence
-    forward = 2 * (seqs * n * per_token + seqs * attention + seqs * n * d)
+    attn = cfg.n_layers * 2 * n * n * d if attention else 0  # QK^T and AV, per sequence
+    forward = 2 * (seqs * n * per_token + seqs * attn + seqs * n * d)
     return float(3 * forward if training else forward)
 
 

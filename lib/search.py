@@ -32,8 +32,16 @@ from . import dataset as ds
 from . import hardware, paths, records
 from .baselines import run_baselines
 from .config import ModelConfig, SweepConfig, TrainConfig
-from .model import (Arch, PatchTST, budget_grid, count_params, extremes, measured_params,
-                    memory_estimate, parse_budget)
+from .model import (
+    Arch,
+    PatchTST,
+    budget_grid,
+    count_params,
+    extremes,
+    measured_params,
+    memory_estimate,
+    parse_budget,
+)
 from .provenance import code_version, now_iso, provenance
 from .splits import Splits, make_splits
 from .trainer import DivergenceError, TrainResult, train
@@ -65,15 +73,20 @@ class Cell:
         return f"{self.budget}-h{self.horizon}"
 
     @property
+    def name(self) -> str:
+        """The sweep's name (a sweep given as a YAML path is named by its file stem)."""
+        return Path(self.sweep).stem
+
+    @property
     def dir(self) -> Path:
-        return paths.SWEEPS / self.sweep / self.id
+        return paths.SWEEPS / self.name / self.id
 
     @property
     def study_name(self) -> str:
-        return f"{self.sweep}:{self.id}"
+        return f"{self.name}:{self.id}"
 
     def as_dict(self) -> dict:
-        return {"id": self.id, "sweep": self.sweep, "budget": self.budget,
+        return {"id": self.id, "sweep": self.name, "budget": self.budget,
                 "budget_n": parse_budget(self.budget), "horizon": self.horizon}
 
 
@@ -89,7 +102,7 @@ def storage_url(sweep: str) -> str:
     url = os.environ.get("OPTUNA_STORAGE")
     if url:
         return url
-    db = paths.SWEEPS / sweep / "optuna.db"
+    db = paths.SWEEPS / Path(sweep).stem / "optuna.db"
     db.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{db}"
 
@@ -266,7 +279,7 @@ class CellRunner:
         suffix = f".{worker}" if worker else ""
         self.log_path = self.dir / f"sweep{suffix}.log"
         self._print = log or print
-        self.url = storage or storage_url(cell.sweep)
+        self.url = storage or storage_url(cell.name)
         self.available_bytes = available_bytes
         self.stopped_reason: str | None = None
 

@@ -21,8 +21,14 @@ import numpy as np
 import pandas as pd
 
 from . import paths
-from .provenance import (atomic_write_bytes, now_iso, package_versions, read_json, sha256_file,
-                         write_json)
+from .provenance import (
+    atomic_write_bytes,
+    now_iso,
+    package_versions,
+    read_json,
+    sha256_file,
+    write_json,
+)
 
 COLUMNS = ["open", "high", "low", "close", "volume"]
 PRICE_TOL = 1e-6  # relative tolerance for High >= max(Open, Close) and Low <= min(Open, Close)
@@ -125,7 +131,8 @@ def load_embedded(ticker: str) -> pd.DataFrame:
     module = importlib.import_module(f"arch.data.{EMBEDDED[ticker]}")
     df = _normalise_columns(module.load())
     if "vix" in df.columns:
-        df = df.rename(columns={"vix": "close"})
+        # arch's VIX series lists market holidays as NaN rows: they are not trading days
+        df = df.rename(columns={"vix": "close"}).dropna(subset=["close"])
     return validate_ohlcv(df, f"embedded:{ticker}")
 
 

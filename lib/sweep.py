@@ -74,7 +74,7 @@ def run_cell_notebook(cell: Cell, threads: int, workers: int, sweep_file: str) -
 
 
 def status_table(name: str, cfg: SweepConfig, results: dict | None = None) -> pd.DataFrame:
-    url = storage_url(name)
+    url = storage_url(Path(name).stem)
     rows = []
     for cell in cells(name, cfg):
         c = cell_status(cell, cfg, url)
@@ -98,9 +98,11 @@ def _subprocess(args: list[str], log: Path) -> int:
                                stderr=subprocess.STDOUT)
 
 
-def run(name: str, jobs: int = 1, force: bool = False, workers: int = 1, final: bool = True,
+def run(sweep: str, jobs: int | None = None, force: bool = False, workers: int = 1, final: bool = True,
         report: bool = True) -> int:
-    cfg = load_sweep(name)
+    cfg = load_sweep(sweep)
+    name = Path(sweep).stem
+    jobs = jobs or cfg.jobs
     t0 = time.time()
     ensure_data(name, cfg)
     url = storage_url(name)
@@ -116,30 +118,30 @@ def run(name: str, jobs: int = 1, force: bool = False, workers: int = 1, final: 
     results: dict[str, dict] = {}
     try:
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            futures = {pool.submit(run_cell_notebook, c, threads, workers, name): c for c in todo}
+            futures = {pool.submit(run_cell_notebook, c, threads, workers, sweep): c for c in todo}
             for fut in futures:
                 r = fut.result()
                 results[r["cell"]] = r
                 _say(f"  {r['cell']}: {r['status']} in {r['wall_s']:.0f} s"
                      + (f" ({r['error']})" if r["error"] else ""))
         if final:
-            finals = [c for c in cells(name, cfg) if force or not _final_done(c)]
+            finals = [c for c in cells(sweep, cfg) if force or not _final_done(c)]
             with ThreadPoolExecutor(max_workers=jobs) as pool:
                 codes = list(pool.map(lambda c: _subprocess(
-                    ["final", "--sweep", name, "--cell", c.id, "--threads", str(threads)],
+                    ["final", "--sweep", sweep, "--cell", c.id, "--threads", str(threads)],
                     c.dir / "final.log"), finals))
             for c, code in zip(finals, codes, strict=True):
                 if code:
                     results.setdefault(c.id, {})["status"] = "final failed"
                     _say(f"  {c.id}: final evaluation failed (see {paths.rel(c.dir)}/final.log)")
         if report:
-            rc = make_report(name)
+            rc = make_report(sweep)
             if rc:
                 results["report"] = {"status": "failed"}
     except KeyboardInterrupt:
         _say("\ninterrupted: every finished trial is recorded; run the same command to resume")
         return 130
-    table = status_table(name, cfg, results)
+    table = status_table(sweep, cfg, results)
     _say("\n" + table.to_string(index=False))
     _say(f"\nwall time {time.time() - t0:.0f} s; reports in {paths.rel(paths.REPORTS / name)}/")
     failed = [k for k, r in results.items() if "failed" in r.get("status", "")]
@@ -153,11 +155,12 @@ def _final_done(cell: Cell) -> bool:
     return f.exists() and bool(read_json(f).get("complete"))
 
 
-def make_report(name: str) -> int:
+def make_report(sweep: str) -> int:
+    name = Path(sweep).stem
     out = paths.SWEEPS / name / "04_scaling_report.ipynb"
     html = paths.REPORTS / name / "scaling_report.html"
     try:
-        notebook.execute(paths.NOTEBOOKS / "04_scaling_report.ipynb", out, {"sweep": name})
+        notebook.execute(paths.NOTEBOOKS / "04_scaling_report.ipynb", out, {"sweep": sweep})
         rc = 0
     except Exception as e:
         _say(f"report failed: {type(e).__name__}: {str(e).strip().splitlines()[-1][:300]}")
@@ -204,7 +207,7 @@ def regenerate(name: str) -> int:
     from .search import open_storage
 
     cfg = load_sweep(name)
-    storage = open_storage(storage_url(name))
+    storage = open_storage(storage_url(Path(name).stem))
     for cell in cells(name, cfg):
         try:
             study = optuna.load_study(study_name=cell.study_name, storage=storage)
@@ -221,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="run every unfinished cell, the final evaluation and the report")
     r.add_argument("--sweep", default="default")
-    r.add_argument("--jobs", type=int, default=1, help="cells at once (threads are divided)")
+    r.add_argument("--jobs", type=int, default=None,
+                   help="cells at once, threads divided among them (default: the sweep file's)")
     r.add_argument("--workers", type=int, default=1, help="worker processes per cell")
     r.add_argument("--force", action="store_true", help="re-execute finished cells' notebooks")
     r.add_argument("--no-final", action="store_true")

@@ -1,0 +1,54 @@
+import pytest
+
+from lib.config import ConfigError, SweepConfig, TrainConfig, from_dict, load_sweep
+
+
+def write(tmp_path, text):
+    p = tmp_path / "s.yaml"
+    p.write_text(text)
+    return p
+
+
+@pytest.mark.parametrize("name", ["default", "smoke", "phase6a"])
+def test_shipped_sweeps_load(name):
+    cfg = load_sweep(name)
+    assert cfg.budgets and cfg.horizons
+
+
+def test_unknown_key_names_key_and_file(tmp_path):
+    p = write(tmp_path, "budgets: ['10k']\nsearch:\n  n_trails: 3\n")
+    with pytest.raises(ConfigError, match=r"s\.yaml: search: unknown key 'n_trails'"):
+        load_sweep(p)
+
+
+def test_wrong_type_names_key_and_file(tmp_path):
+    p = write(tmp_path, "budgets: ['10k']\nsearch:\n  n_trials: three\n")
+    with pytest.raises(ConfigError, match=r"s\.yaml: search\.n_trials: expected an integer, got "
+                                          r"str 'three'"):
+        load_sweep(p)
+
+
+def test_bool_is_not_an_int():
+    with pytest.raises(ConfigError, match="max_epochs: expected an integer"):
+        from_dict(TrainConfig, {"max_epochs": True})
+
+
+def test_impossible_values_rejected(tmp_path):
+    with pytest.raises(ConfigError, match="horizon must be >= 1"):
+        load_sweep(write(tmp_path, "horizons: [0, 1]\n"))
+    with pytest.raises(ConfigError, match="budgets: budget 'lots'"):
+        load_sweep(write(tmp_path, "budgets: [lots]\n"))
+    with pytest.raises(ConfigError, match="search.pruner"):
+        load_sweep(write(tmp_path, "search:\n  pruner: sometimes\n"))
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="sweep file not found"):
+        load_sweep(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_sweep(write(tmp_path, "budgets: [10k\n"))
+
+
+def test_nested_defaults_fill_in():
+    cfg = from_dict(SweepConfig, {"budgets": ["10k"], "train": {"lr": 0.01}})
+    assert cfg.train.lr == 0.01 and cfg.train.patience == TrainConfig().patience

@@ -1,0 +1,39 @@
+import numpy as np
+import pytest
+
+from lib.metrics import base_logloss, evaluate, hanley_mcneil_se, sigmoid
+
+
+def test_single_sigmoid():
+    np.testing.assert_allclose(sigmoid(np.array([0.0, 2.0])), [0.5, 1 / (1 + np.exp(-2))])
+
+
+def test_metrics_on_a_known_case():
+    y = np.array([0, 0, 1, 1])
+    p = np.array([0.1, 0.6, 0.4, 0.9])
+    m = evaluate(y, p, base_rate=0.5)
+    assert m["auc"] == pytest.approx(0.75)
+    assert m["confusion"] == {"tn": 1, "fp": 1, "fn": 1, "tp": 1}
+    assert m["accuracy"] == 0.5 and m["precision"] == 0.5 and m["recall"] == 0.5
+    assert m["logloss_base"] == pytest.approx(np.log(2))
+    assert m["skill"] == pytest.approx(1 - m["logloss"] / np.log(2))
+
+
+def test_base_rate_prediction_has_zero_skill_and_is_flagged_collapsed():
+    y = np.array([0, 1, 0, 0, 1, 0, 0, 0])
+    m = evaluate(y, np.full(8, 0.25), base_rate=0.25)
+    assert m["skill"] == pytest.approx(0.0, abs=1e-12) and m["collapsed"] and m["spread"] == 0
+    assert base_logloss(y, 0.25) == pytest.approx(m["logloss"])
+
+
+def test_spread_flag_threshold():
+    y = np.array([0, 1] * 50)
+    p = np.linspace(0.3, 0.7, 100)
+    assert not evaluate(y, p, 0.5)["collapsed"]
+    assert evaluate(y, 0.5 + (p - 0.5) * 0.01, 0.5)["collapsed"]
+
+
+def test_hanley_mcneil():
+    se = hanley_mcneil_se(0.5, 100, 300)
+    assert 0.03 < se < 0.04
+    assert hanley_mcneil_se(0.9, 100, 300) < se
