@@ -9,12 +9,12 @@ with size): that is reported as it is.
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 from scipy.optimize import least_squares
 
 MIN_POINTS_WITH_C = 4
+HUBER_SCALE = 0.05  # log-residual beyond which the loss is linear (robust to an outlier)
+ALPHA_BOUND = 3.0  # |alpha| beyond this is not a scaling law anyone would fit
 
 
 def law(N, a, alpha, c=0.0):
@@ -37,21 +37,41 @@ def fit_law(N, L, with_c: bool | None = None) -> dict:
         pred = np.exp(la - alpha * x) + c
         return np.log(pred) - np.log(L)
 
-    best = None
-    starts = itertools.product([-1.0, 0.0, 0.3, 1.0], [np.log(L.max())],
-                               [np.log(L.min() * f) for f in (0.1, 0.5, 0.9)] if with_c else [0])
-    for alpha0, la0, lc0 in starts:
-        theta0 = [la0 if not with_c else np.log(max(L.max() - np.exp(lc0), 1e-9)), alpha0]
-        if with_c:
-            theta0.append(lc0)
-        r = least_squares(resid, theta0, loss="huber", f_scale=0.05, max_nfev=2000)
-        if best is None or r.cost < best.cost:
-            best = r
+    # theta = [log of the power-law part at the smallest N, alpha, log c]. A vectorised grid over
+    # (alpha, c) with the amplitude in closed form gives the start; one bounded refinement follows.
+    # alpha is bounded, so an unidentifiable (flat) case ends at a wide, honest interval.
+    la0, alpha0, c0 = _grid_start(x, L, with_c)
+    lo = [-30.0, -ALPHA_BOUND] + ([np.log(L.min()) - 30] if with_c else [])
+    hi = [30.0, ALPHA_BOUND] + ([np.log(L.max())] if with_c else [])
+    theta0 = [la0, alpha0] + ([np.log(max(c0, L.min() * 1e-9))] if with_c else [])
+    theta0 = np.clip(theta0, np.array(lo) + 1e-9, np.array(hi) - 1e-9)
+    best = least_squares(resid, theta0, bounds=(lo, hi), loss="huber", f_scale=HUBER_SCALE,
+                         max_nfev=200)
     la, alpha = best.x[0], best.x[1]
     c = float(np.exp(best.x[2])) if with_c else 0.0
     a = float(np.exp(la) * N.min() ** alpha)  # back to L = a * N^-alpha + c
     return {"a": a, "alpha": float(alpha), "c": c, "form": "a*N^-alpha+c" if with_c else
             "a*N^-alpha", "cost": float(best.cost), "n_points": int(len(N))}
+
+
+def _huber(r: np.ndarray, k: float = 0.05) -> np.ndarray:
+    a = np.abs(r)
+    return np.where(a <= k, 0.5 * r**2, k * (a - 0.5 * k))
+
+
+def _grid_start(x: np.ndarray, L: np.ndarray, with_c: bool) -> tuple[float, float, float]:
+    alphas = np.linspace(-ALPHA_BOUND, ALPHA_BOUND, 121)
+    G = np.exp(-alphas[:, None] * x[None, :])  # G: [n_alpha, n_points]
+    w = 1.0 / L**2
+    best = (np.inf, 0.0, 0.0, 0.0)
+    for c in (L.min() * np.linspace(0.0, 0.98, 25) if with_c else [0.0]):
+        amp = (G * (L - c) * w).sum(1) / (G**2 * w).sum(1)  # amp: [n_alpha], weighted LSQ
+        amp = np.clip(amp, 1e-12, None)
+        loss = _huber(np.log(amp[:, None] * G + c) - np.log(L), HUBER_SCALE).sum(1)
+        i = int(np.argmin(loss))
+        if loss[i] < best[0]:
+            best = (loss[i], np.log(amp[i]), alphas[i], c)
+    return best[1], best[2], best[3]
 
 
 def bootstrap_alpha(N, sample_L, resamples: int = 500, seed: int = 0,

@@ -1,0 +1,333 @@
+"""The search: enqueued extremes, pruning, divergence, resume, records, pre-flight, test isolation."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import optuna
+import pytest
+
+from lib import hardware, paths, records, search
+from lib.config import load_sweep
+from lib.provenance import read_json
+from lib.search import Cell, CellRunner, StorageError, mask_url, open_storage
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tiny_cfg(**search_kw):
+    cfg = load_sweep("smoke")
+    cfg.search = replace(cfg.search, **search_kw)
+    cfg.guards = replace(cfg.guards, interval_s=0.5)
+    return cfg
+
+
+def runner(root, name, cfg, budget="8k", horizon=1, **kw):
+    r = CellRunner(Cell(name, budget, horizon), cfg, threads=2, log=lambda m: None, **kw)
+    r.prepare()
+    return r
+
+
+def test_enqueued_extremes_run_first_as_ordinary_trials(root):
+    cfg = tiny_cfg(n_trials=3)
+    r = runner(root, "t_enqueue", cfg, budget="30k")
+    enq = r.study.user_attrs["enqueued"]
+    assert len(enq) >= 2
+    r.run(progress=False)
+    trials = sorted(r.study.get_trials(), key=lambda t: t.number)
+    first = [t.params["arch"] for t in trials[:len(enq)] if t.state.is_finished()]
+    assert first == enq[:len(first)]
+    narrow = min(r.archs_all, key=lambda a: a.d_model)
+    assert trials[0].params["arch"] == narrow.id
+    assert set(trials[0].params) == {"arch", "lr", "weight_decay", "warmup_frac", "dropout",
+                                     "batch_size", "max_epochs"}
+
+
+def test_records_counts_and_rule2_readback(root):
+    cfg = tiny_cfg(n_trials=3)
+    r = runner(root, "t_records", cfg)
+    status = r.run(progress=False)
+    r.summarize()
+    assert status["finished"] == 3
+    best = read_json(r.dir / "best.json")
+    stored = records.counts(r.study.get_trials())
+    assert best["counts"] == stored and best["best_trial"] == r.study.best_trial.number
+    files = sorted((r.dir / "trials").glob("trial_*.json"))
+    assert len(files) == 3
+    for f in files:
+        rec = json.loads(f.read_text())
+        assert rec["horizon"] == 1 and rec["split"]["horizon"] == 1
+        assert rec["dataset"]["sha256"] and rec["code"]["commit"] is not None or "reason" in \
+            rec["code"]
+        if rec["state"] == "COMPLETE":
+            assert rec["n_params"]["analytic_matches"]
+            assert all(rec["resolved_matches_sampled"].values())
+            assert rec["resolved"]["lr"] == rec["params"]["lr"]
+            assert rec["resolved"]["weight_decay"] == rec["params"]["weight_decay"]
+            assert rec["resolved"]["dropout"] == [rec["params"]["dropout"]]
+            assert rec["val"]["confusion"] and "spread" in rec["val"]
+    summary = read_json(r.dir / "study_summary.json")
+    assert summary["provenance"]["dataset"]["sha256"] and summary["baselines"]["logreg"]["auc"]
+    assert (r.dir / "study_summary.md").read_text().startswith("# Study summary")
+    log = (r.dir / "sweep.log").read_text()
+    assert log.count(" start ") == 3 and log.count(" end state=") == 3
+    hw = [json.loads(line) for line in (r.dir / "hardware.jsonl").read_text().splitlines()]
+    assert hw and hw[0]["proc_rss_mb"] > 0
+
+
+def test_rerun_tops_up_and_never_starts_over(root):
+    cfg = tiny_cfg(n_trials=2)
+    r = runner(root, "t_topup", cfg)
+    r.run(progress=False)
+    numbers = {t.number for t in r.study.get_trials()}
+    r2 = runner(root, "t_topup", tiny_cfg(n_trials=3))
+    assert r2.run(progress=False)["finished"] == 3
+    after = [t.number for t in r2.study.get_trials() if records.counts_done(t)]
+    assert numbers <= set(after) and len(after) == len(set(after)) == 3
+    r3 = runner(root, "t_topup", tiny_cfg(n_trials=3))
+    t0 = time.time()
+    r3.run(progress=False)
+    assert len(r3.study.get_trials()) == len(r2.study.get_trials()) and time.time() - t0 < 5
+
+
+def test_pruning_prunes(root):
+    cfg = tiny_cfg(n_trials=4, pruner="median", pruner_startup_trials=1, pruner_warmup_epochs=0,
+                   lr=[1e-7, 1e-6], enqueue_extremes=False)
+    r = runner(root, "t_prune", cfg)
+    r.run(progress=False)
+    pruned = [t for t in r.study.get_trials() if t.state == optuna.trial.TrialState.PRUNED]
+    assert pruned, "no trial was pruned"
+    rec = read_json(records.trial_path(r.dir, pruned[0].number))
+    assert rec["state"] == "PRUNED" and "pruned after epoch" in rec["prune_reason"]
+    assert rec["learning_curve"]
+
+
+def test_diverged_trial_fails_and_study_goes_on(root, monkeypatch):
+    cfg = tiny_cfg(n_trials=3)
+    r = runner(root, "t_diverge", cfg)
+    real_forward = search.PatchTST.forward
+
+    def forward(self, x):
+        out = real_forward(self, x)
+        return out * float("nan") if getattr(self, "poison", False) else out
+
+    real_build = search.build
+
+    def build(*a, **kw):
+        model, mcfg = real_build(*a, **kw)
+        model.poison = len(r.study.get_trials()) == 2  # the second trial diverges
+        return model, mcfg
+
+    monkeypatch.setattr(search.PatchTST, "forward", forward)
+    monkeypatch.setattr(search, "build", build)
+    status = r.run(progress=False)
+    assert status["finished"] == 3 and status["failed"] == 1
+    failed = [t for t in r.study.get_trials() if t.state == optuna.trial.TrialState.FAIL][0]
+    assert failed.value is None and "diverged" in failed.user_attrs["fail_reason"]
+    rec = read_json(records.trial_path(r.dir, failed.number))
+    assert rec["state"] == "FAIL" and rec["objective"] is None and rec["diverged_epoch"] == 1
+    assert all(t.value is None or t.value < 10 for t in r.study.get_trials())
+
+
+def test_regenerate_rebuilds_records_from_storage(root):
+    cfg = tiny_cfg(n_trials=2)
+    r = runner(root, "t_regen", cfg)
+    r.run(progress=False)
+    before = {f.name: f.read_text() for f in (r.dir / "trials").glob("*.json")}
+    for f in (r.dir / "trials").glob("*.json"):
+        f.unlink()
+    (r.dir / "best.json").unlink()
+    n = records.regenerate(r.dir, r.study, r.cell.as_dict())
+    assert n == 2 and (r.dir / "best.json").exists()
+    after = {f.name: json.loads(f.read_text()) for f in (r.dir / "trials").glob("*.json")}
+    assert set(after) == set(before)
+    for k, v in after.items():
+        assert v["objective"] == json.loads(before[k])["objective"]
+
+
+def test_record_write_is_atomic(tmp_path, monkeypatch):
+    from lib import provenance
+
+    path = tmp_path / "best.json"
+    provenance.write_json(path, {"v": 1})
+
+    def crash(src, dst):
+        raise OSError("simulated crash between write and rename")
+
+    monkeypatch.setattr(provenance.os, "replace", crash)
+    with pytest.raises(OSError, match="simulated crash"):
+        provenance.write_json(path, {"v": 2})
+    assert json.loads(path.read_text()) == {"v": 1}
+    assert list(tmp_path.iterdir()) == [path], "temporary file left behind"
+
+
+def test_read_only_outputs_give_a_clear_error_and_keep_records(tmp_path):
+    from lib import provenance
+
+    if os.geteuid() == 0:
+        pytest.skip("root ignores directory permissions")
+    d = tmp_path / "ro"
+    provenance.write_json(d / "a.json", {"v": 1})
+    d.chmod(0o500)
+    try:
+        with pytest.raises(PermissionError):
+            provenance.write_json(d / "a.json", {"v": 2})
+        assert json.loads((d / "a.json").read_text()) == {"v": 1}
+    finally:
+        d.chmod(0o700)
+
+
+def test_preflight_refuses_too_little_memory(root):
+    cfg = tiny_cfg(memory_policy="fail")
+    r = CellRunner(Cell("t_pre", "30k", 1), cfg, log=lambda m: None, available_bytes=10_000)
+    with pytest.raises(hardware.PreflightError, match="memory"):
+        r.prepare()
+    report = read_json(r.dir / "preflight.json")
+    assert not report["ok"] and not report["checks"]["memory"]["ok"]
+    assert not (r.dir / "trials").exists()
+
+
+def test_preflight_drops_architectures_that_do_not_fit(root):
+    from lib.model import memory_estimate
+
+    cfg = tiny_cfg(memory_policy="drop")
+    r0 = CellRunner(Cell("t_drop", "30k", 1), cfg, log=lambda m: None)
+    r0.prepare()
+    needs = sorted(memory_estimate(a.apply(replace(cfg.model, n_features=25)), 256)["total"]
+                   for a in r0.archs_all)
+    r = CellRunner(Cell("t_drop", "30k", 1), cfg, log=lambda m: None,
+                   available_bytes=int(needs[-1] / 0.9) - 1)
+    report = r.prepare()
+    assert report["ok"] and report["checks"]["memory"]["dropped"]
+    assert len(r.archs) == len(r0.archs_all) - len(report["checks"]["memory"]["dropped"])
+
+
+def test_preflight_refuses_missing_or_corrupt_dataset(fresh_root):
+    cfg = tiny_cfg()
+    r = CellRunner(Cell("t_nodata", "8k", 1), cfg, log=lambda m: None)
+    with pytest.raises(Exception, match="not in data/processed_manifest.json"):
+        r.prepare()
+
+
+def test_preflight_refuses_bad_checksum(fresh_root):
+    from lib import dataset
+    from lib.config import DataConfig
+
+    dataset.build_dataset(DataConfig())
+    p = dataset.dataset_path("gspc_a25")
+    p.write_bytes(p.read_bytes() + b"x")
+    r = CellRunner(Cell("t_badsum", "8k", 1), tiny_cfg(), log=lambda m: None)
+    with pytest.raises(hardware.PreflightError, match="checksum mismatch"):
+        r.prepare()
+    assert not read_json(r.dir / "preflight.json")["checks"]["dataset"]["ok"]
+
+
+def test_telemetry_reports_unavailable_with_reasons(tmp_path):
+    t = hardware.Telemetry(tmp_path / "hw.jsonl", interval_s=0.2).start()
+    time.sleep(0.5)
+    t.stop()
+    rows = [json.loads(x) for x in (tmp_path / "hw.jsonl").read_text().splitlines()]
+    assert len(rows) >= 2
+    import torch
+
+    if not torch.cuda.is_available():
+        assert all(r["gpu_temp_c"] is None and r["gpu_util"] is None for r in rows)
+        assert "gpu_temp_c" in rows[0]["unavailable"] and rows[0]["unavailable"]["gpu_temp_c"]
+    if rows[0]["cpu_temp_c"] is None:
+        assert rows[0]["unavailable"]["cpu_temp_c"]
+    s = t.summary()
+    assert s["proc_rss_mb"]["max"] > 0
+
+
+def test_guard_pauses_then_stops_on_low_memory(tmp_path):
+    t = hardware.Telemetry(None, interval_s=1)
+    said = []
+    g = hardware.Guard(t, temp_warn_c=85, temp_critical_c=95, mem_floor_gb=1e9,
+                       max_pause_s=0.2, log=said.append, poll_s=0.05)
+    ok, why = g.wait()
+    assert not ok and "available memory" in why
+    assert any("pausing" in s for s in said)
+    g2 = hardware.Guard(t, 85, 95, 0.0, 1, log=said.append)
+    assert g2.wait() == (True, "")
+
+
+def test_guard_acts_on_a_readable_temperature(monkeypatch):
+    t = hardware.Telemetry(None)
+    g = hardware.Guard(t, temp_warn_c=50, temp_critical_c=60, mem_floor_gb=0, max_pause_s=1,
+                       log=lambda m: None)
+    row = dict(t.read(), cpu_temp_c=70.0)
+    assert g.status(row)[0] == "critical"
+    assert g.status(dict(row, cpu_temp_c=55.0))[0] == "pause"
+    assert g.status(dict(row, cpu_temp_c=None, gpu_temp_c=None))[0] == "ok"
+
+
+def test_unreachable_storage_is_a_quick_clear_error():
+    t0 = time.time()
+    with pytest.raises(StorageError, match=r"cannot open study storage postgresql\+psycopg://"
+                                           r"u:\*\*\*@127\.0\.0\.1:9/x"):
+        open_storage("postgresql+psycopg://u:secret@127.0.0.1:9/x")
+    assert time.time() - t0 < 15
+
+
+def test_password_masked():
+    assert mask_url("postgresql://me:pa:ss@host/db") == "postgresql://me:***@host/db"
+    assert mask_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_search_never_reads_the_test_block(root, monkeypatch):
+    """Poison every test-block row: the search's trials come out identical."""
+    from lib import dataset
+
+    cfg = tiny_cfg(n_trials=2)
+    a = runner(root, "t_clean", cfg)
+    a.run(progress=False)
+    clean = [(t.params, t.value) for t in sorted(a.study.get_trials(), key=lambda t: t.number)]
+    real_load = dataset.load_dataset
+
+    def poisoned(name):
+        df, entry = real_load(name)
+        df = df.copy()
+        test = df.index >= "2017-01-01"
+        df.loc[test] = df.loc[test].to_numpy()[::-1] * 3.7  # garbage, still positive and finite
+        return df, entry
+
+    monkeypatch.setattr(search.ds, "load_dataset", poisoned)
+    b = runner(root, "t_poisoned", cfg)
+    b.run(progress=False)
+    dirty = [(t.params, t.value) for t in sorted(b.study.get_trials(), key=lambda t: t.number)]
+    assert clean == dirty
+
+
+def test_resume_after_interrupt_loses_no_trial(root):
+    """SIGINT a worker mid-search (like Ctrl-C), run again: target reached, no duplicates."""
+    sweep = Path(root) / "t_resume.yaml"
+    sweep.write_text((REPO / "params/sweeps/smoke.yaml").read_text()
+                     .replace("n_trials: 3", "n_trials: 4").replace("max_epochs: [2, 3]",
+                                                                   "max_epochs: [3, 4]"))
+    env = dict(os.environ, WORKBENCH_ROOT=str(root), PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, "-m", "lib.sweep", "worker", "--sweep", str(sweep), "--cell", "8k-h1",
+           "--threads", "1"]
+    p = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    trials_dir = paths.SWEEPS / "t_resume" / "8k-h1" / "trials"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (trials_dir.exists() and any(trials_dir.iterdir())):
+        time.sleep(0.2)
+    time.sleep(0.5)
+    p.send_signal(signal.SIGINT)
+    p.wait(timeout=60)
+    done_before = len(list(trials_dir.glob("trial_*.json")))
+    assert done_before >= 1
+    subprocess.run(cmd, env=env, cwd=REPO, check=True, capture_output=True, timeout=300)
+    storage = open_storage(search.storage_url("t_resume"))
+    study = optuna.load_study(study_name="t_resume:8k-h1", storage=storage)
+    counted = [t.number for t in study.get_trials() if records.counts_done(t)]
+    assert len(counted) == 4 and len(set(counted)) == 4
+    files = {int(f.stem.split("_")[1]) for f in trials_dir.glob("trial_*.json")}
+    assert set(counted) <= files
+    for f in trials_dir.glob("trial_*.json"):
+        json.loads(f.read_text())

@@ -1,0 +1,79 @@
+"""`make sweep SWEEP=smoke` end to end: real papermill, SQLite, training, final evaluation, report."""
+
+import json
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import nbformat
+import optuna
+import pytest
+
+from lib import notebook, paths, records
+from lib.config import load_sweep
+from lib.search import cells, open_storage, storage_url
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    env = dict(os.environ, WORKBENCH_ROOT=str(root))
+    t0 = time.time()
+    r = subprocess.run(["make", "sweep", "SWEEP=smoke"], cwd=REPO, env=env, capture_output=True,
+                       text=True, timeout=900)
+    return root, r, time.time() - t0, env
+
+
+def test_sweep_succeeds_with_a_status_table(smoke_run):
+    root, r, _, _ = smoke_run
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert re.search(r"cell\s+finished\s+complete\s+pruned\s+failed", r.stdout)
+
+
+def test_every_record_exists_and_agrees_with_storage(smoke_run):
+    root, _, _, _ = smoke_run
+    paths.set_root(root)
+    cfg = load_sweep("smoke")
+    storage = open_storage(storage_url("smoke"))
+    for cell in cells("smoke", cfg):
+        d = cell.dir
+        for f in ("best.json", "all_trials.json", "study_summary.json", "study_summary.md",
+                  "preflight.json", "hardware.jsonl", "sweep.log", "final.json",
+                  "03_hpo_sweep.ipynb"):
+            assert (d / f).exists(), f"{cell.id}: {f} missing"
+        study = optuna.load_study(study_name=cell.study_name, storage=storage)
+        best = json.loads((d / "best.json").read_text())
+        assert best["counts"] == records.counts(study.get_trials())
+        assert best["counts"]["finished"] >= cfg.search.n_trials
+        for t in study.get_trials():
+            if records.counts_done(t):
+                json.loads(records.trial_path(d, t.number).read_text())
+        assert notebook.errors(d / "03_hpo_sweep.ipynb") == []
+        assert (paths.REPORTS / "smoke" / f"{cell.id}.html").exists()
+        final = json.loads((d / "final.json").read_text())
+        assert final["complete"] and final["n_trials_searched"] >= cfg.search.n_trials
+        assert len(next(iter(final["configs"].values()))["seeds"]) == cfg.final.seeds
+
+
+def test_report_html_is_self_contained_and_error_free(smoke_run):
+    root, _, _, _ = smoke_run
+    html = (root / "reports" / "smoke" / "scaling_report.html").read_text()
+    assert "data:image/png;base64" in html
+    assert "Traceback" not in html and 'class="output_error"' not in html
+    nb = nbformat.read(root / "outputs" / "sweeps" / "smoke" / "04_scaling_report.ipynb", 4)
+    assert not [o for c in nb.cells for o in c.get("outputs", []) if o["output_type"] == "error"]
+    assert "alpha" in html and "Conclusions" in html
+
+
+def test_second_run_has_nothing_to_do(smoke_run):
+    root, _, first, env = smoke_run
+    t0 = time.time()
+    r = subprocess.run(["make", "sweep", "SWEEP=smoke"], cwd=REPO, env=env, capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0
+    assert "0 of 4 cells to run" in r.stdout
+    assert time.time() - t0 < first / 2
