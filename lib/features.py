@@ -1,9 +1,10 @@
 """Indicator feature sets computed with TA-Lib, in a registry by name.
 
-``a25`` is the original study's set: Open, High, Low, Close, Volume plus 20 indicators on the target's
-bars. Every indicator at day t uses bars up to t only (SCIENCE rule 7): TA-Lib's indicators are
-causal, and the weekly indicators are computed on completed weekly bars (weeks starting Monday)
-shifted one week before being aligned to days, so a day sees only the previous full week.
+``a25`` is the original study's set: Open, High, Low, Close, Volume plus 20 indicators on the
+target's bars. Every indicator at day t uses bars up to t only (SCIENCE rule 7): TA-Lib's
+indicators are causal, and the weekly indicators are computed on completed weekly bars (weeks
+starting Monday) shifted one week before being aligned to days, so a day sees only the previous
+full week.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ def _stochrsi_k(x: np.ndarray) -> np.ndarray:
 @register("a25")
 def a25(bars: dict[str, pd.DataFrame], target: str) -> pd.DataFrame:
     """OHLCV + DEMA 9/10/20/25/90, SMA 12/50/100/200, RSI 14, StochRSI fast-K, weekly RSI and
-    StochRSI fast-K, MACD line, OBV, Chaikin A/D oscillator, ATR 14, ADX 14, Bollinger %B, VWAP 20."""
+    StochRSI fast-K, MACD line, OBV, Chaikin A/D oscillator, ATR 14, ADX 14, Bollinger %B,
+    VWAP 20."""
     if target not in bars:
         raise DataError(f"feature set a25: target '{target}' not among tickers {list(bars)}")
     df = bars[target]

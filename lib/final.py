@@ -1,5 +1,6 @@
-"""Final evaluation of a cell (SCIENCE rule 10): the selected configurations, re-trained with several
-seeds (early stopping on validation), evaluated ONCE on the untouched test block, beside baselines.
+"""Final evaluation of a cell (SCIENCE rule 10): the selected configurations, re-trained with
+several seeds (early stopping on validation), evaluated ONCE on the untouched test block, beside
+baselines.
 
 Selection uses only the study (validation); the test block is read here and nowhere in the search.
 Results go to ``final.json`` in the cell folder after every seed, so an interrupted evaluation

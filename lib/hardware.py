@@ -81,7 +81,8 @@ class Telemetry:
             "proc_cpu_pct": self._proc.cpu_percent(None),
             "proc_rss_mb": self._proc.memory_info().rss / 2**20,
             "sys_mem_used_pct": vm.percent, "sys_mem_available_gb": vm.available / 2**30,
-            "load_1m": os.getloadavg()[0], "disk_free_gb": shutil.disk_usage(disk_root).free / 2**30,
+            "load_1m": os.getloadavg()[0],
+            "disk_free_gb": shutil.disk_usage(disk_root).free / 2**30,
         }
         row["cpu_temp_c"], why = cpu_temperature()
         if why:

@@ -26,7 +26,7 @@ def base_logloss(y: np.ndarray, base_rate: float) -> float:
 
 
 def evaluate(y: np.ndarray, p: np.ndarray, base_rate: float, collapse_spread: float = 0.02) -> dict:
-    """Metrics of probabilities ``p`` for labels ``y``; ``base_rate`` is the training positive rate."""
+    """Metrics of probabilities ``p`` for labels ``y``; ``base_rate``: training positive rate."""
     y = np.asarray(y, dtype=int)
     p = np.clip(np.asarray(p, dtype=float), 1e-7, 1 - 1e-7)
     if not np.isfinite(p).all():

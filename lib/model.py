@@ -1,10 +1,11 @@
 """PatchTST-style binary classifier with an exact analytic parameter count and budget grids.
 
 References:
-- Nie et al., "A Time Series is Worth 64 Words: Long-term Forecasting with Transformers" (PatchTST),
-  ICLR 2023: patching with end padding (repeat the last step ``stride`` times), channel independence,
-  a flatten head; https://github.com/yuqinie98/PatchTST
-- Kim et al., "Reversible Instance Normalization for Accurate Time-Series Forecasting" (RevIN), 2022.
+- Nie et al., "A Time Series is Worth 64 Words: Long-term Forecasting with Transformers"
+  (PatchTST), ICLR 2023: patching with end padding (repeat the last step ``stride`` times), channel
+  independence, a flatten head; https://github.com/yuqinie98/PatchTST
+- Kim et al., "Reversible Instance Normalization for Accurate Time-Series Forecasting" (RevIN),
+  ICLR 2022.
 - Kaplan et al., "Scaling Laws for Neural Language Models", 2020: non-embedding parameter counts,
   6N FLOPs per token for training.
 
@@ -28,7 +29,7 @@ from .config import GridConfig, ModelConfig
 
 
 class RevIN(nn.Module):
-    """Per-window, per-channel standardisation with affine weights (statistics never cross windows)."""
+    """Per-window, per-channel standardisation with affine weights (nothing crosses windows)."""
 
     def __init__(self, n_features: int, eps: float = 1e-5):
         super().__init__()
@@ -37,7 +38,7 @@ class RevIN(nn.Module):
         self.bias = nn.Parameter(torch.zeros(n_features))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # centre on the newest step first: series like OBV (~1e11) lose precision in float32 otherwise
+        # centre on the newest step first: series like OBV (~1e11) lose float32 precision otherwise
         x = x - x[:, -1:, :].detach()  # x: [batch, context_len, n_features]
         mean = x.mean(dim=1, keepdim=True)  # [batch, 1, n_features]
         std = torch.sqrt(x.var(dim=1, keepdim=True, unbiased=False) + self.eps)
@@ -45,7 +46,7 @@ class RevIN(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-norm encoder block: self-attention (scaled_dot_product_attention) and GELU feed-forward."""
+    """Pre-norm encoder block: self-attention (scaled_dot_product_attention), GELU feed-forward."""
 
     def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float):
         super().__init__()
@@ -62,7 +63,8 @@ class Block(nn.Module):
         b, t, d = x.shape  # x: [batch, tokens, d_model]
         qkv = self.qkv(x).view(b, t, 3, self.n_heads, d // self.n_heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each: [batch, n_heads, tokens, head_dim]
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+        p = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
         y = y.transpose(1, 2).reshape(b, t, d)  # y: [batch, tokens, d_model]
         return self.proj(y)
 
@@ -110,12 +112,12 @@ class PatchTST(nn.Module):
         if self.revin is not None:
             x = self.revin(x)
         x = x.transpose(1, 2)  # x: [batch, n_features, context_len]
-        x = F.pad(x, (0, cfg.stride), mode="replicate")  # x: [batch, n_features, context_len+stride]
+        x = F.pad(x, (0, cfg.stride), mode="replicate")  # x: [batch, n_features, L + stride]
         p = x.unfold(-1, cfg.patch_len, cfg.stride)  # p: [batch, n_features, n_patches, patch_len]
         if cfg.tokenizer == "mixed":
             p = p.permute(0, 2, 1, 3).reshape(b, self.n_patches, -1)  # [batch, n_patches, C*P]
         else:
-            p = p.reshape(b * cfg.n_features, self.n_patches, cfg.patch_len)  # [batch*C, n_patches, P]
+            p = p.reshape(b * cfg.n_features, self.n_patches, -1)  # [batch*C, n_patches, P]
         z = self.drop(self.embed(p) + self.pos)  # z: [batch', n_patches, d_model]
         for block in self.blocks:
             z = block(z)
@@ -255,6 +257,6 @@ def budget_grid(budget: str | int, base: ModelConfig, grid: GridConfig) -> list[
 
 
 def extremes(archs: list[Arch]) -> list[Arch]:
-    """Narrowest, widest, shallowest and deepest architectures (ties: closest to the budget first)."""
+    """Narrowest, widest, shallowest and deepest architectures (ties: closest to the budget)."""
     return [min(archs, key=lambda a: a.d_model), max(archs, key=lambda a: a.d_model),
             min(archs, key=lambda a: a.n_layers), max(archs, key=lambda a: a.n_layers)]

@@ -305,6 +305,7 @@ class CellRunner:
             available_bytes=self.available_bytes)
         report["cell"] = self.cell.as_dict()
         self.preflight = report
+        self._remove_stale_temporaries()
         for w in report["warnings"]:
             self.log(f"preflight warning: {w}")
         hardware.write_preflight(report, self.dir / "preflight.json")
@@ -316,6 +317,13 @@ class CellRunner:
         self.storage = open_storage(self.url, cfg.search.heartbeat_s, cfg.search.max_retry)
         self.study = self._study()
         return report
+
+    def _remove_stale_temporaries(self, age_s: float = 300) -> None:
+        """Temporary files a killed process left behind (never a record: those are renamed)."""
+        now = time.time()
+        for tmp in self.dir.rglob(".*.tmp"):
+            if now - tmp.stat().st_mtime > age_s:
+                tmp.unlink(missing_ok=True)
 
     def _n_features(self) -> int:
         return len(ds.manifest_entry(self.cfg.data.name)["columns"])
@@ -434,6 +442,7 @@ class CellRunner:
         guard = hardware.Guard(self.telemetry, g.temp_warn_c, g.temp_critical_c, g.mem_floor_gb,
                                g.max_pause_s, log=self.log)
         target = self.status()["target"]
+        waited = False
         bar = tqdm(total=target, initial=min(self.status()["finished"], target),
                    desc=self.cell.id, disable=not progress)
         try:
@@ -445,8 +454,13 @@ class CellRunner:
                 if c["finished"] >= target:
                     break
                 if c["finished"] + c["running"] >= target and c["waiting"] == 0:
-                    self.log("remaining trials are running in other workers; leaving")
-                    break
+                    # the rest is running elsewhere: wait until it ends or its heartbeat goes stale
+                    # (then the retry comes back as a waiting trial this worker can take)
+                    if not waited:
+                        self.log(f"{c['running']} trial(s) running in other workers; waiting")
+                    waited = True
+                    time.sleep(min(self.cfg.search.heartbeat_s, 5))
+                    continue
                 ok, why = guard.wait()
                 if not ok:
                     self.stopped_reason = why

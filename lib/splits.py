@@ -96,9 +96,10 @@ def block_bounds(dates: pd.DatetimeIndex, cfg: SplitConfig) -> dict[str, tuple[i
         v = int(dates.searchsorted(pd.Timestamp(cfg.val_start)))
         t = int(dates.searchsorted(pd.Timestamp(cfg.test_start)))
     elif cfg.val_frac is not None and cfg.test_frac is not None:
-        if not (0 < cfg.val_frac < 1 and 0 < cfg.test_frac < 1 and cfg.val_frac + cfg.test_frac < 1):
-            raise SplitError(f"val_frac={cfg.val_frac}, test_frac={cfg.test_frac}: each must lie in "
-                             f"(0, 1) and their sum below 1")
+        vf, tf = cfg.val_frac, cfg.test_frac
+        if not (0 < vf < 1 and 0 < tf < 1 and vf + tf < 1):
+            raise SplitError(f"val_frac={vf}, test_frac={tf}: each must lie in (0, 1) and their "
+                             f"sum below 1")
         t = n - int(round(n * cfg.test_frac))
         v = t - int(round(n * cfg.val_frac))
     else:
@@ -111,7 +112,8 @@ def block_bounds(dates: pd.DatetimeIndex, cfg: SplitConfig) -> dict[str, tuple[i
 
 
 def window_ends(start: int, end: int, context_len: int, horizon: int) -> np.ndarray:
-    """Rows t whose window [t-context_len+1, t] and label days [t+1, t+horizon] lie in [start, end)."""
+    """Rows t whose window [t-context_len+1, t] and label days [t+1, t+horizon] lie in
+    [start, end)."""
     first, last = start + context_len - 1, end - 1 - horizon
     return np.arange(first, last + 1) if last >= first else np.arange(0)
 
@@ -157,7 +159,8 @@ def make_splits(df: pd.DataFrame, cfg: SplitConfig, *, horizon: int | None = Non
         stats[name] = BlockStats(
             name=name, n_windows=len(ends), positive_rate=float(y.mean()),
             block_start=str(dates[s].date()), block_end=str(dates[e - 1].date()),
-            first_window_end=str(dates[ends[0]].date()), last_window_end=str(dates[ends[-1]].date()))
+            first_window_end=str(dates[ends[0]].date()),
+            last_window_end=str(dates[ends[-1]].date()))
     split_stats = SplitStats(horizon=h, context_len=cfg.context_len, threshold=cfg.threshold,
                              label=cfg.label, **stats)
     return Splits(**blocks, stats=split_stats, columns=columns)

@@ -3,8 +3,8 @@
 ``run`` (behind ``make sweep``) reads ``params/sweeps/<name>.yaml``, prepares the dataset when it is
 missing (through the data notebook), creates every cell's study once, runs the HPO notebook for each
 unfinished cell through papermill (executed copy in the cell folder, rendered HTML in
-``reports/<sweep>/``), then the final test evaluation and the scaling report. A failing cell does not
-stop the others; the command ends with a status table and exits non-zero if any cell failed.
+``reports/<sweep>/``), then the final test evaluation and the scaling report. A failing cell does
+not stop the others; the command ends with a status table and exits non-zero if any cell failed.
 Ctrl-C stops cleanly; the next run does only what is missing.
 """
 
@@ -98,8 +98,8 @@ def _subprocess(args: list[str], log: Path) -> int:
                                stderr=subprocess.STDOUT)
 
 
-def run(sweep: str, jobs: int | None = None, force: bool = False, workers: int = 1, final: bool = True,
-        report: bool = True) -> int:
+def run(sweep: str, jobs: int | None = None, force: bool = False, workers: int = 1,
+        final: bool = True, report: bool = True) -> int:
     cfg = load_sweep(sweep)
     name = Path(sweep).stem
     jobs = jobs or cfg.jobs
@@ -124,6 +124,7 @@ def run(sweep: str, jobs: int | None = None, force: bool = False, workers: int =
                 results[r["cell"]] = r
                 _say(f"  {r['cell']}: {r['status']} in {r['wall_s']:.0f} s"
                      + (f" ({r['error']})" if r["error"] else ""))
+        finals = []
         if final:
             finals = [c for c in cells(sweep, cfg) if force or not _final_done(c)]
             with ThreadPoolExecutor(max_workers=jobs) as pool:
@@ -134,7 +135,8 @@ def run(sweep: str, jobs: int | None = None, force: bool = False, workers: int =
                 if code:
                     results.setdefault(c.id, {})["status"] = "final failed"
                     _say(f"  {c.id}: final evaluation failed (see {paths.rel(c.dir)}/final.log)")
-        if report:
+        html = paths.REPORTS / name / "scaling_report.html"
+        if report and (todo or finals or force or not html.exists()):
             rc = make_report(sweep)
             if rc:
                 results["report"] = {"status": "failed"}

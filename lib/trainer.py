@@ -53,7 +53,7 @@ class TrainResult:
 
 
 class WarmupCosine:
-    """LR multiplier: linear warm-up over ``warmup_steps``, then cosine decay to 0 at ``total_steps``."""
+    """LR multiplier: linear warm-up over ``warmup_steps``, then cosine decay to 0 at the end."""
 
     def __init__(self, warmup_steps: int, total_steps: int):
         self.warmup_steps, self.total_steps = warmup_steps, max(total_steps, 1)
@@ -117,7 +117,8 @@ def train(model: nn.Module, X_train: np.ndarray, y_train: np.ndarray, X_val: np.
     Args:
         X_train, X_val: [n, context_len, n_features] float32 windows; y_*: [n] labels in {0, 1}.
         callback: called after every epoch with (epoch, metrics); returning True stops training;
-            an exception it raises (a pruning signal) propagates after the best weights are restored.
+            an exception it raises (a pruning signal) propagates once the best weights are
+            restored.
     """
     if cfg.threads:
         torch.set_num_threads(cfg.threads)

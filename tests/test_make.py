@@ -23,3 +23,18 @@ def test_committed_notebooks_have_no_outputs():
         assert not any(c.get("outputs") for c in cells if c.cell_type == "code"), nb.name
         tagged = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
         assert len(tagged) == 1, f"{nb.name} needs one cell tagged 'parameters'"
+
+
+def test_benchmark_runs_in_quick_mode(tmp_path):
+    import json
+    import os
+
+    env = dict(os.environ, WORKBENCH_ROOT=str(tmp_path))
+    r = subprocess.run([str(REPO / ".venv/bin/python"), "-m", "lib.bench", "--quick"], cwd=REPO,
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "MFU" in r.stdout
+    (out,) = (tmp_path / "outputs" / "bench").glob("*.json")
+    res = json.loads(out.read_text())
+    assert res["matmul_flops_per_s"] > 0
+    assert all(0 < row["mfu"] < 1.5 and row["samples_per_s"] > 0 for row in res["training"])

@@ -6,8 +6,18 @@ import pytest
 import torch
 
 from lib.config import GridConfig, ModelConfig
-from lib.model import (BudgetError, PatchTST, budget_grid, count_params, extremes,
-                       flops_per_sample, measured_params, memory_estimate, n_patches, parse_budget)
+from lib.model import (
+    BudgetError,
+    PatchTST,
+    budget_grid,
+    count_params,
+    extremes,
+    flops_per_sample,
+    measured_params,
+    memory_estimate,
+    n_patches,
+    parse_budget,
+)
 
 
 def random_configs(n, seed=0):

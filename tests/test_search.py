@@ -1,4 +1,4 @@
-"""The search: enqueued extremes, pruning, divergence, resume, records, pre-flight, test isolation."""
+"""The search: enqueued extremes, pruning, divergence, resume, records, pre-flight, isolation."""
 
 import json
 import os
@@ -166,20 +166,40 @@ def test_record_write_is_atomic(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == [path], "temporary file left behind"
 
 
-def test_read_only_outputs_give_a_clear_error_and_keep_records(tmp_path):
+def test_full_or_read_only_disk_gives_a_clear_error_and_keeps_records(tmp_path, monkeypatch):
+    import errno
+
     from lib import provenance
 
-    if os.geteuid() == 0:
-        pytest.skip("root ignores directory permissions")
-    d = tmp_path / "ro"
-    provenance.write_json(d / "a.json", {"v": 1})
-    d.chmod(0o500)
-    try:
-        with pytest.raises(PermissionError):
-            provenance.write_json(d / "a.json", {"v": 2})
-        assert json.loads((d / "a.json").read_text()) == {"v": 1}
-    finally:
-        d.chmod(0o700)
+    path = tmp_path / "best.json"
+    provenance.write_json(path, {"v": 1})
+    real_fdopen = provenance.os.fdopen
+
+    class Full:
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *a):
+            self.f.close()
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(provenance.os, "fdopen", lambda fd, mode: Full(real_fdopen(fd, mode)))
+    with pytest.raises(OSError, match=r"cannot write .*best\.json: No space left on device \(the "
+                                      r"previous version, if any, is intact\)"):
+        provenance.write_json(path, {"v": 2})
+    assert json.loads(path.read_text()) == {"v": 1} and list(tmp_path.iterdir()) == [path]
+    def read_only(**kw):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(provenance.tempfile, "mkstemp", read_only)
+    with pytest.raises(OSError, match="cannot write .*best.json: Permission denied"):
+        provenance.write_json(path, {"v": 3})
+    assert json.loads(path.read_text()) == {"v": 1}
 
 
 def test_preflight_refuses_too_little_memory(root):

@@ -52,8 +52,10 @@ def test_csv_volume_may_be_missing(tmp_path):
     (lambda d: d.iloc[[0, 1, 3, 2, 4]], "row 2000-01-05: dates not increasing"),
     (lambda d: d.assign(high=d["high"].where(d.index != 7, d["low"] * 0.9)),
      "row 2000-01-12: High below max"),
-    (lambda d: d.assign(close=d["close"].where(d.index != 3, np.nan)), "row 2000-01-06: NaN in 'close'"),
-    (lambda d: d.assign(open=d["open"].where(d.index != 2, -1.0)), "row 2000-01-05: non-positive 'open'"),
+    (lambda d: d.assign(close=d["close"].where(d.index != 3, np.nan)),
+     "row 2000-01-06: NaN in 'close'"),
+    (lambda d: d.assign(open=d["open"].where(d.index != 2, -1.0)),
+     "row 2000-01-05: non-positive 'open'"),
     (lambda d: d.assign(date="not a date"), "unparseable date"),
 ])
 def test_bad_csv_rejected_with_file_row_and_rule(tmp_path, mutate, message):

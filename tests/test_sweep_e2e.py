@@ -1,4 +1,5 @@
-"""`make sweep SWEEP=smoke` end to end: real papermill, SQLite, training, final evaluation, report."""
+"""`make sweep SWEEP=smoke` end to end: real papermill, SQLite, training, final evaluation and
+report."""
 
 import json
 import os

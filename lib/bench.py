@@ -1,0 +1,234 @@
+"""Benchmarks (``make bench``): training throughput, model FLOP rate and MFU, peak memory, the data
+stage's wall time, the orchestration overhead of the smoke sweep, and worker layouts.
+
+MFU = achieved model FLOP rate (analytic FLOPs of forward + backward, ``model.flops_per_sample``)
+divided by the matrix-multiply rate measured in the same run on the same device (fp32 on CPU,
+bf16 on CUDA). Prints a table and writes ``outputs/bench/<timestamp>.json``. Targets (2-core
+CPU, mixed tokenizer): MFU >= 45% at about 2M parameters and >= 55% at about 20M.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from . import paths
+from .config import GridConfig, ModelConfig
+from .model import PatchTST, budget_grid, flops_per_sample, fmt_count
+from .provenance import hardware_info, now_iso, write_json
+
+BASE = ModelConfig(context_len=80, n_features=25, patch_len=16, stride=8, dropout=0.0)
+GRID = GridConfig(d_model=[32, 64, 128, 256, 512, 1024, 2048, 4096],
+                  n_layers=[1, 2, 3, 4, 6, 8, 12, 16], n_heads=[4, 8, 16], ff_ratio=[4],
+                  tolerance=0.35)
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def matmul_rate(device: torch.device, n: int = 2048, seconds: float = 2.0) -> float:
+    """Sustained matrix-multiply rate in FLOP/s (fp32 on CPU, bf16 on CUDA)."""
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    n = 8192 if device.type == "cuda" else n
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    a @ b
+    _sync(device)
+    reps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        a @ b
+        reps += 1
+        _sync(device)
+    return 2 * n**3 * reps / (time.perf_counter() - t0)
+
+
+def train_throughput(cfg: ModelConfig, device: torch.device, batch: int = 64,
+                     seconds: float = 3.0, min_steps: int = 2) -> dict:
+    torch.manual_seed(0)
+    model = PatchTST(cfg).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
+    x = torch.randn(batch, cfg.context_len, cfg.n_features, device=device)
+    y = torch.randint(0, 2, (batch,), device=device).float()
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    autocast = device.type == "cuda"
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+
+    def step():
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            loss = loss_fn(model(x).float(), y)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    step()
+    _sync(device)
+    steps, t0 = 0, time.perf_counter()
+    while steps < min_steps or time.perf_counter() - t0 < seconds:
+        step()
+        steps += 1
+    _sync(device)
+    dt = time.perf_counter() - t0
+    sps = steps * batch / dt
+    out = {"samples_per_s": sps, "steps": steps, "model_flops_per_s": sps * flops_per_sample(cfg),
+           "process_max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if device.type == "cuda":
+        out["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return out
+
+
+def arch_for(budget: str, tokenizer: str):
+    return budget_grid(budget, replace(BASE, tokenizer=tokenizer), GRID)[0]
+
+
+def _worker(args):
+    budget, threads, seconds, q = args
+    torch.set_num_threads(threads)
+    cfg = arch_for(budget, "mixed").apply(BASE)
+    q.put(train_throughput(cfg, torch.device("cpu"), seconds=seconds)["samples_per_s"])
+
+
+def worker_layouts(budgets=("100k", "400k"), seconds: float = 4.0) -> list[dict]:
+    """One process with 2 threads against two processes with 1 thread each (total samples/s)."""
+    ctx = mp.get_context("spawn")
+    rows = []
+    for budget in budgets:
+        res = {}
+        for layout, procs, threads in (("1x2 threads", 1, 2), ("2x1 thread", 2, 1)):
+            q = ctx.Queue()
+            ps = [ctx.Process(target=_worker, args=((budget, threads, seconds, q),))
+                  for _ in range(procs)]
+            for p in ps:
+                p.start()
+            total = sum(q.get() for _ in ps)
+            for p in ps:
+                p.join()
+            res[layout] = total
+        rows.append({"budget": budget, **res,
+                     "faster": max(res, key=res.get)})
+    return rows
+
+
+def data_stage_seconds() -> float:
+    from .config import DataConfig
+    from .dataset import build_dataset
+
+    with tempfile.TemporaryDirectory() as tmp:
+        old = paths.ROOT
+        paths.set_root(tmp)
+        try:
+            t0 = time.perf_counter()
+            build_dataset(DataConfig())
+            return time.perf_counter() - t0
+        finally:
+            paths.set_root(old)
+
+
+def orchestration_overhead() -> dict:
+    """Run the smoke sweep (trials only: no final evaluation, no report) in a temporary root and
+    report the share of its wall time not spent inside trials."""
+    from .records import load_records
+
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ, WORKBENCH_ROOT=tmp)
+        # the dataset is prepared first so that only the sweep's own orchestration is timed
+        subprocess.run([sys.executable, "-c", "from lib.config import DataConfig;"
+                        "from lib.dataset import build_dataset; build_dataset(DataConfig())"],
+                       env=env, check=True, cwd=paths.CODE_ROOT)
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "lib.sweep", "run", "--sweep", "smoke",
+                        "--no-final", "--no-report"], env=env, check=True, cwd=paths.CODE_ROOT,
+                       capture_output=True)
+        wall = time.perf_counter() - t0
+        df = load_records(Path(tmp) / "outputs/sweeps/smoke/*/trials/trial_*.json")
+        inside = float(df["seconds"].fillna(0).sum())
+    return {"wall_s": wall, "inside_trials_s": inside, "overhead_share": 1 - inside / wall,
+            "trials": int(len(df))}
+
+
+def run(quick: bool = False, sweep: bool = True, layouts: bool = True,
+        device_name: str = "auto") -> dict:
+    from .trainer import resolve_device
+
+    device = resolve_device(device_name)
+    seconds = 0.5 if quick else 3.0
+    peak = matmul_rate(device, seconds=0.5 if quick else 2.0)
+    budgets = ["100k"] if quick else ["100k", "2M", "20M"]
+    if device.type == "cuda" and not quick:
+        budgets += ["200M", "2B"]
+    rows = []
+    for budget in budgets:
+        for tok in ("mixed", "independent"):
+            if tok == "independent" and device.type == "cpu" and budget == "20M" and not quick:
+                seconds_tok = 1.0  # a 20M channel-independent step takes seconds on 2 cores
+            else:
+                seconds_tok = seconds
+            arch = arch_for(budget, tok)
+            cfg = replace(arch.apply(BASE), tokenizer=tok)
+            r = train_throughput(cfg, device, seconds=seconds_tok, min_steps=1 if quick else 2)
+            rows.append({"budget": budget, "tokenizer": tok, "arch": arch.id,
+                         "n_params": arch.n_params, **r, "mfu": r["model_flops_per_s"] / peak})
+    out = {"device": str(device), "hardware": hardware_info(), "threads": torch.get_num_threads(),
+           "matmul_flops_per_s": peak, "precision": "bf16" if device.type == "cuda" else "fp32",
+           "training": rows, "recorded_at": now_iso(), "quick": quick}
+    if not quick:
+        out["data_stage_s"] = data_stage_seconds()
+    if sweep and not quick:
+        out["orchestration"] = orchestration_overhead()
+    if layouts and not quick and device.type == "cpu":
+        out["worker_layouts"] = worker_layouts()
+    return out
+
+
+def table(result: dict) -> str:
+    lines = [f"device {result['device']} ({result['precision']}), {result['threads']} threads, "
+             f"matmul {result['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s",
+             f"{'budget':>6} {'tokenizer':>11} {'arch':>16} {'params':>7} {'samples/s':>10} "
+             f"{'GFLOP/s':>8} {'MFU':>6} {'peak RSS MB':>11}"]
+    for r in result["training"]:
+        lines.append(f"{r['budget']:>6} {r['tokenizer']:>11} {r['arch']:>16} "
+                     f"{fmt_count(r['n_params']):>7} {r['samples_per_s']:>10.1f} "
+                     f"{r['model_flops_per_s'] / 1e9:>8.1f} {r['mfu']:>6.1%} "
+                     f"{r['process_max_rss_mb']:>11.0f}")
+    if "data_stage_s" in result:
+        lines.append(f"data stage (embedded ^GSPC a25): {result['data_stage_s']:.1f} s")
+    if "orchestration" in result:
+        o = result["orchestration"]
+        lines.append(f"smoke sweep: {o['wall_s']:.1f} s wall, {o['inside_trials_s']:.1f} s inside "
+                     f"{o['trials']} trials -> orchestration overhead {o['overhead_share']:.0%}")
+    for w in result.get("worker_layouts", []):
+        lines.append(f"{w['budget']}: 1 worker x 2 threads {w['1x2 threads']:.0f} samples/s, "
+                     f"2 workers x 1 thread {w['2x1 thread']:.0f} samples/s -> {w['faster']}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m lib.bench", description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="100k only, short timings (for tests)")
+    p.add_argument("--no-sweep", action="store_true", help="skip the orchestration benchmark")
+    p.add_argument("--no-layouts", action="store_true", help="skip the worker-layout benchmark")
+    p.add_argument("--device", default="auto")
+    a = p.parse_args(argv)
+    result = run(a.quick, not a.no_sweep, not a.no_layouts, a.device)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = paths.OUTPUTS / "bench" / f"{stamp}.json"
+    write_json(path, result)
+    print(table(result))
+    print(f"written {paths.rel(path)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
