@@ -111,17 +111,24 @@ def scaling_fits(finals: list[dict], measure: str = "test_logloss", resamples: i
             entry["verdict"] = "one budget only: no scaling fit possible"
             out[h] = entry
             continue
-        entry["fit"] = fit_law(N, L)
         next_N = float(N[-1] * (N[-1] / N[-2]))
         entry["next_N"] = next_N
-        entry["pred_next"] = float(law(next_N, entry["fit"]["a"], entry["fit"]["alpha"],
-                                       entry["fit"]["c"]))
-        if sampler is None:
-            entry["ci"] = {"alpha_ci95": [None, None], "n": 0,
-                           "note": "one validation number per budget: no bootstrap interval"}
-        else:
-            entry["ci"] = bootstrap_alpha(N, sampler, resamples, seed, next_N=next_N)
-        entry["verdict"] = verdict(entry["fit"]["alpha"], entry["ci"]["alpha_ci95"])
+        # the chosen form (with c where 4+ budgets allow it) and, as a robustness check, the pure
+        # power law on the same points
+        for key, with_c in (("fit", None), ("fit_pure", False)):
+            f = fit_law(N, L, with_c)
+            if key == "fit_pure" and f["form"] == entry["fit"]["form"]:
+                break
+            if sampler is None:
+                ci = {"alpha_ci95": [None, None], "n": 0,
+                      "note": "one validation number per budget: no bootstrap interval"}
+            else:
+                ci = bootstrap_alpha(N, sampler, resamples, seed, with_c=with_c, next_N=next_N,
+                                     grid_N=np.geomspace(N.min(), next_N, 40))
+            entry[key] = dict(f, ci=ci, pred_next=float(law(next_N, f["a"], f["alpha"], f["c"])),
+                              verdict=verdict(f["alpha"], ci["alpha_ci95"]))
+        entry["ci"], entry["pred_next"] = entry["fit"]["ci"], entry["fit"]["pred_next"]
+        entry["verdict"] = entry["fit"]["verdict"]
         out[h] = entry
     return out
 
@@ -129,15 +136,19 @@ def scaling_fits(finals: list[dict], measure: str = "test_logloss", resamples: i
 def fits_table(fits: dict[int, dict]) -> pd.DataFrame:
     rows = []
     for h, e in fits.items():
-        f = e.get("fit") or {}
-        ci = (e.get("ci") or {}).get("alpha_ci95", [None, None])
-        rows.append({"horizon": h, "measure": MEASURES[e["measure"]], "points": len(e["N"]),
-                     "form": f.get("form"), "alpha": f.get("alpha"), "alpha_lo": ci[0],
-                     "alpha_hi": ci[1], "a": f.get("a"), "c": f.get("c"),
-                     "next_N": fmt_count(e["next_N"]) if "next_N" in e else None,
-                     "pred_next": e.get("pred_next"),
-                     "pred_next_ci": (e.get("ci") or {}).get("pred_next_ci95"),
-                     "verdict": e["verdict"]})
+        for key in ("fit", "fit_pure"):
+            f = e.get(key)
+            if f is None and key == "fit_pure":
+                continue
+            f = f or {}
+            ci = (f.get("ci") or {}).get("alpha_ci95", [None, None])
+            rows.append({"horizon": h, "measure": MEASURES[e["measure"]], "points": len(e["N"]),
+                         "form": f.get("form"), "alpha": f.get("alpha"), "alpha_lo": ci[0],
+                         "alpha_hi": ci[1], "a": f.get("a"), "c": f.get("c"),
+                         "next_N": fmt_count(e["next_N"]) if "next_N" in e else None,
+                         "pred_next": f.get("pred_next"),
+                         "pred_next_ci": (f.get("ci") or {}).get("pred_next_ci95"),
+                         "verdict": f.get("verdict", e["verdict"])})
     return pd.DataFrame(rows)
 
 
@@ -160,7 +171,14 @@ def conclusions(results: pd.DataFrame, fits: dict[int, dict]) -> list[str]:
         ci_txt = f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci[0] is not None else "unavailable"
         out.append(f"Horizon {h}: {MEASURES[e['measure']]} against measured parameters "
                    f"({fmt_count(min(e['N']))}-{fmt_count(max(e['N']))}, {len(e['N'])} budgets) "
-                   f"gives alpha = {f['alpha']:.3f}, 95% interval {ci_txt}: {e['verdict']}.")
+                   f"gives alpha = {f['alpha']:.3f} ({f['form']}), 95% interval {ci_txt}: "
+                   f"{e['verdict']}.")
+        pure = e.get("fit_pure")
+        if pure:
+            pci = pure["ci"]["alpha_ci95"]
+            pci_txt = f"[{pci[0]:.3f}, {pci[1]:.3f}]" if pci[0] is not None else "unavailable"
+            out.append(f"Horizon {h}, pure power law as a check: alpha = {pure['alpha']:.3f}, "
+                       f"95% interval {pci_txt}: {pure['verdict']}.")
     for h, g in results.groupby("horizon"):
         best = g.loc[g["test_auc"].idxmax()]
         beats = (g["test_auc"] > g["logreg_auc"]).sum()

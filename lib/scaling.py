@@ -75,7 +75,8 @@ def _grid_start(x: np.ndarray, L: np.ndarray, with_c: bool) -> tuple[float, floa
 
 
 def bootstrap_alpha(N, sample_L, resamples: int = 500, seed: int = 0,
-                    with_c: bool | None = None, next_N: float | None = None) -> dict:
+                    with_c: bool | None = None, next_N: float | None = None,
+                    grid_N=None) -> dict:
     """Interval for alpha (and the prediction at ``next_N``) from resampled error measures.
 
     Args:
@@ -84,7 +85,7 @@ def bootstrap_alpha(N, sample_L, resamples: int = 500, seed: int = 0,
             test windows and seeds consistently across budgets).
     """
     rng = np.random.default_rng(seed)
-    alphas, preds = [], []
+    alphas, preds, curves = [], [], []
     for _ in range(resamples):
         L = sample_L(rng)
         if L is None or (np.asarray(L) <= 0).any() or not np.isfinite(L).all():
@@ -96,12 +97,17 @@ def bootstrap_alpha(N, sample_L, resamples: int = 500, seed: int = 0,
         alphas.append(f["alpha"])
         if next_N is not None:
             preds.append(law(next_N, f["a"], f["alpha"], f["c"]))
+        if grid_N is not None:
+            curves.append(law(grid_N, f["a"], f["alpha"], f["c"]))
     if not alphas:
         return {"alpha_ci95": [None, None], "n": 0}
     out = {"alpha_ci95": [float(v) for v in np.percentile(alphas, [2.5, 97.5])],
            "n": len(alphas)}
     if preds:
         out["pred_next_ci95"] = [float(v) for v in np.percentile(preds, [2.5, 97.5])]
+    if curves:
+        lo, hi = np.percentile(np.asarray(curves), [2.5, 97.5], axis=0)
+        out["band"] = {"N": np.asarray(grid_N).tolist(), "lo": lo.tolist(), "hi": hi.tolist()}
     return out
 
 
@@ -109,6 +115,9 @@ def verdict(alpha: float, ci: list) -> str:
     lo, hi = ci
     if lo is None:
         return "no interval could be computed"
+    if abs(alpha) >= ALPHA_BOUND - 1e-3:
+        return (f"not identified: alpha sits at the fit's bound (+/-{ALPHA_BOUND:g}), so these "
+                f"points do not determine a law; no evidence of scaling")
     if lo <= 0 <= hi:
         return "no evidence of scaling (the 95% interval for alpha includes 0)"
     if lo > 0:

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 from optuna.trial import TrialState
+from threadpoolctl import threadpool_limits
 
 from . import dataset as ds
 from . import hardware, paths, records
@@ -291,6 +292,8 @@ class CellRunner:
 
     # -- preparation -------------------------------------------------------------------------
     def prepare(self) -> dict:
+        if self.threads:
+            self._limits = threadpool_limits(self.threads)  # BLAS/OpenMP pools of the baselines
         cfg = self.cfg
         self.archs_all = budget_grid(self.cell.budget, replace(
             cfg.model, context_len=cfg.split.context_len, n_features=self._n_features()), cfg.grid)

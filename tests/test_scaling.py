@@ -40,3 +40,7 @@ def test_pure_power_law_with_too_few_points():
 def test_one_point_is_an_error():
     with pytest.raises(ValueError, match="at least 2 distinct"):
         fit_law([1e4], [0.5])
+
+
+def test_fit_at_the_bound_is_reported_as_not_identified():
+    assert verdict(-3.0, [-3.0, 3.0]).startswith("not identified")
