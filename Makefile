@@ -36,11 +36,13 @@ $(STAMP): requirements.txt pyproject.toml environment.yml
 setup: $(STAMP) ## build .venv (conda when available, else pip); a no-op when nothing changed
 
 data: setup ## run notebooks/01_data_prep.ipynb headless on the shipped data (copy under outputs/)
+	@mkdir -p outputs/data_prep
 	$(PY) -m papermill notebooks/01_data_prep.ipynb outputs/data_prep/01_data_prep.ipynb --cwd . --no-progress-bar
 
-trial: setup ## one trial, looked at closely: make trial BUDGET=100k HORIZON=1
+trial: setup ## one trial, looked at closely: make trial BUDGET=100k HORIZON=1 [SMOKE=1]
+	@mkdir -p outputs/trials
 	$(PY) -m papermill notebooks/02_train_trial.ipynb outputs/trials/02_train_trial_$(BUDGET)_h$(HORIZON).ipynb \
-	  --cwd . --no-progress-bar -p budget $(BUDGET) -p horizon $(HORIZON)
+	  --cwd . --no-progress-bar -p budget $(BUDGET) -p horizon $(HORIZON) $(if $(SMOKE),-p smoke True)
 	$(PY) -c "from lib.notebook import render_html as r; from pathlib import Path as P; \
 	  print(r(P('outputs/trials/02_train_trial_$(BUDGET)_h$(HORIZON).ipynb'), P('reports/trials/02_train_trial_$(BUDGET)_h$(HORIZON).html'), hide_code=False))"
 

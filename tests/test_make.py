@@ -38,3 +38,15 @@ def test_benchmark_runs_in_quick_mode(tmp_path):
     res = json.loads(out.read_text())
     assert res["matmul_flops_per_s"] > 0
     assert all(0 < row["mfu"] < 1.5 and row["samples_per_s"] > 0 for row in res["training"])
+
+
+def test_make_data_then_make_trial_on_a_fresh_root(tmp_path):
+    import os
+
+    env = dict(os.environ, WORKBENCH_ROOT=str(tmp_path))
+    for target in (["data"], ["trial", "SMOKE=1", "BUDGET=8k", "HORIZON=3"]):
+        r = subprocess.run(["make", *target], cwd=REPO, env=env, capture_output=True, text=True,
+                           timeout=600)
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert (tmp_path / "data" / "processed" / "gspc_a25.parquet").exists()
+    assert (REPO / "reports" / "trials" / "02_train_trial_8k_h3.html").exists()
