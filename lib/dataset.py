@@ -84,13 +84,3 @@ def load_dataset(name: str) -> tuple[pd.DataFrame, dict]:
     entry = verify(name)
     df = pd.read_parquet(dataset_path(name)).set_index("date")
     return df, entry
-
-
-def ensure_dataset(cfg: DataConfig) -> dict:
-    """Build the dataset when it is missing; verify it otherwise (a mismatch stays an error)."""
-    try:
-        return verify(cfg.name)
-    except DataError as e:
-        if "not in" in str(e) or "file missing" in str(e):
-            return build_dataset(cfg)
-        raise

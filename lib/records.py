@@ -14,7 +14,6 @@ import glob
 import json
 from pathlib import Path
 
-import numpy as np
 import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
@@ -254,8 +253,3 @@ def load_records(pattern: str | Path) -> pd.DataFrame:
         df["objective"] = df["objective"].astype(float)
         df["n_params"] = df["n_params"].astype(float)
     return df
-
-
-def safe_mean(values) -> float | None:
-    vals = [v for v in values if v is not None]
-    return float(np.mean(vals)) if vals else None

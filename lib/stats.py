@@ -1,4 +1,4 @@
-"""Statistics for the final evaluation: bootstrap intervals and DeLong's test for paired AUCs.
+"""Statistics for the final evaluation: DeLong's test for two AUCs on the same labels.
 
 References: DeLong, DeLong & Clarke-Pearson (1988), Biometrics 44:837; the fast algorithm of
 Sun & Xu (2014), IEEE Signal Processing Letters 21:1389.
@@ -32,18 +32,3 @@ def delong(y: np.ndarray, p1: np.ndarray, p2: np.ndarray) -> dict:
     z = diff / np.sqrt(var) if var > 0 else 0.0
     return {"auc_1": float(aucs[0]), "auc_2": float(aucs[1]), "diff": float(diff),
             "z": float(z), "p_value": float(2 * stats.norm.sf(abs(z)))}
-
-
-def bootstrap_ci(fn, n: int, resamples: int, seed: int = 0, level: float = 0.95) -> dict:
-    """Percentile interval of ``fn(idx)`` over bootstrap resamples of ``range(n)``."""
-    rng = np.random.default_rng(seed)
-    vals = []
-    for _ in range(resamples):
-        idx = rng.integers(0, n, n)
-        v = fn(idx)
-        if v is not None and np.isfinite(v):
-            vals.append(v)
-    if not vals:
-        return {"lo": None, "hi": None, "n": 0}
-    lo, hi = np.percentile(vals, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
-    return {"lo": float(lo), "hi": float(hi), "n": len(vals)}

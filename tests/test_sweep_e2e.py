@@ -78,3 +78,22 @@ def test_second_run_has_nothing_to_do(smoke_run):
     assert r.returncode == 0
     assert "0 of 4 cells to run" in r.stdout
     assert time.time() - t0 < first / 2
+
+
+def test_final_evaluation_resumes_only_what_is_missing(smoke_run):
+    root, _, _, env = smoke_run
+    path = root / "outputs" / "sweeps" / "smoke" / "8k-h1" / "final.json"
+    state = json.loads(path.read_text())
+    cfg = next(iter(state["configs"].values()))
+    kept = cfg["seeds"]["0"]["p_test"]
+    del cfg["seeds"]["1"]
+    state["complete"] = False
+    path.write_text(json.dumps(state))
+    r = subprocess.run([str(REPO / ".venv/bin/python"), "-m", "lib.sweep", "final", "--sweep",
+                        "smoke", "--cell", "8k-h1", "--threads", "2"], cwd=REPO, env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    after = json.loads(path.read_text())
+    seeds = next(iter(after["configs"].values()))["seeds"]
+    assert after["complete"] and set(seeds) == {"0", "1"}
+    assert seeds["0"]["p_test"] == kept
