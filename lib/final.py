@@ -60,6 +60,12 @@ def aggregate(y: np.ndarray, probs: list[np.ndarray], base: float, resamples: in
     return out
 
 
+def test_probabilities(model, splits) -> np.ndarray:
+    """The selected model's probabilities on the test block: the one place the test is read."""
+    X = torch.as_tensor(splits.test.X, device=next(model.parameters()).device)
+    return sigmoid(predict_logits(model, X).cpu())
+
+
 def run_final(cell: Cell, cfg: SweepConfig, threads: int | None = None) -> dict:
     path = cell.dir / "final.json"
     state = read_json(path) if path.exists() else {}
@@ -90,8 +96,7 @@ def run_final(cell: Cell, cfg: SweepConfig, threads: int | None = None) -> dict:
                 continue
             model, mcfg = build(cfg, splits, arch, t.params, seed)
             result = fit(cfg, splits, model, t.params, seed, threads)
-            X = torch.as_tensor(splits.test.X, device=next(model.parameters()).device)
-            p = sigmoid(predict_logits(model, X).cpu())
+            p = test_probabilities(model, splits)
             entry["arch"], entry["n_params"] = arch_record(arch, mcfg, model)
             entry["seeds"][str(seed)] = {"test": evaluate(y_test, p, base), "val": result.val,
                                          "best_epoch": result.best_epoch,
@@ -118,8 +123,7 @@ def run_final(cell: Cell, cfg: SweepConfig, threads: int | None = None) -> dict:
                                             horizon=cell.horizon)):
             model, _ = build(cfg, sp, grid[chosen[0].params["arch"]], chosen[0].params, 0)
             fit(cfg, sp, model, chosen[0].params, 0, threads)
-            X = torch.as_tensor(sp.test.X, device=next(model.parameters()).device)
-            p = sigmoid(predict_logits(model, X).cpu())
+            p = test_probabilities(model, sp)
             folds.append({"fold": k, "split": sp.stats.to_dict(),
                           "test": evaluate(sp.test.y, p, float(sp.train.y.mean()))})
         state["walk_forward"] = folds

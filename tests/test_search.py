@@ -73,6 +73,10 @@ def test_records_counts_and_rule2_readback(root):
             assert rec["val"]["confusion"] and "spread" in rec["val"]
     summary = read_json(r.dir / "study_summary.json")
     assert summary["provenance"]["dataset"]["sha256"] and summary["baselines"]["logreg"]["auc"]
+    prov = summary["provenance"]  # rule 16: data, code, packages, hardware, resolved parameters
+    assert {"commit", "dirty"} <= set(prov["code"]) and prov["packages"]["torch"]
+    assert prov["hardware"]["logical_cpus"] >= 1 and prov["params"]["search"]["n_trials"] == 3
+    assert isinstance(summary["collapsed_trials"], list)  # rule 12: collapse flagged in summaries
     assert (r.dir / "study_summary.md").read_text().startswith("# Study summary")
     log = (r.dir / "sweep.log").read_text()
     assert log.count(" start ") == 3 and log.count(" end state=") == 3
