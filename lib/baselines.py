@@ -9,6 +9,10 @@ validation block. Nothing here reads the test block unless asked to evaluate on 
 
 from __future__ import annotations
 
+import hashlib
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier
@@ -18,6 +22,7 @@ from sklearn.preprocessing import StandardScaler
 
 from .features import PRICE_LEVEL
 from .metrics import evaluate
+from .provenance import write_json
 from .splits import Splits
 
 LOGREG_C = (0.001, 0.01, 0.1, 1.0)
@@ -94,6 +99,53 @@ def run_baselines(df: pd.DataFrame, splits: Splits, *, evaluate_test: bool = Fal
             out[name]["p_test"] = p
     if evaluate_test:
         out["prior"]["p_test"] = np.full(len(splits.test.y), base)
+    return out
+
+
+def cache_key(df: pd.DataFrame, splits: Splits, *, evaluate_test: bool, seed: int,
+              collapse_spread: float) -> str:
+    """Identity of a baseline run: the rows and labels it reads (no test row unless
+    ``evaluate_test``), the settings, and the source of this module and of the metrics."""
+    blocks = ("train", "val", "test") if evaluate_test else ("train", "val")
+    last = max(int(splits.block(b).ends.max()) for b in blocks if len(splits.block(b).ends))
+    h = hashlib.sha256()
+    h.update(pd.util.hash_pandas_object(df[splits.columns].iloc[: last + 1]).to_numpy().tobytes())
+    for b in blocks:
+        h.update(np.ascontiguousarray(splits.block(b).y).tobytes())
+        h.update(np.ascontiguousarray(splits.block(b).ends).tobytes())
+    h.update(json.dumps([splits.columns, evaluate_test, seed, collapse_spread]).encode())
+    here = Path(__file__).parent
+    for src in ("baselines.py", "metrics.py"):
+        h.update((here / src).read_bytes())
+    return h.hexdigest()
+
+
+def cached_baselines(df: pd.DataFrame, splits: Splits, cache_dir: Path, *,
+                     evaluate_test: bool = False, seed: int = 0,
+                     collapse_spread: float = 0.02) -> dict:
+    """:func:`run_baselines`, computed once per key (:func:`cache_key`) and kept in ``cache_dir``.
+
+    The grid's cells of one horizon share their baselines (every budget has the same split), so a
+    sweep of B budgets fits them once per horizon instead of B times. A cache file that cannot be
+    read is recomputed and rewritten."""
+    key = cache_key(df, splits, evaluate_test=evaluate_test, seed=seed,
+                    collapse_spread=collapse_spread)
+    path = Path(cache_dir) / f"{key[:24]}.json"
+    try:
+        out = json.loads(path.read_text())
+        if out.pop("_key") == key:
+            for v in out.values():
+                if "p_test" in v:
+                    v["p_test"] = np.asarray(v["p_test"], dtype=float)
+            return out
+    except (OSError, ValueError, KeyError, AttributeError):
+        pass
+    out = run_baselines(df, splits, evaluate_test=evaluate_test, seed=seed,
+                        collapse_spread=collapse_spread)
+    try:
+        write_json(path, {"_key": key, **out})
+    except OSError:
+        pass  # a cache that cannot be written only costs time
     return out
 
 

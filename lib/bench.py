@@ -10,6 +10,7 @@ CPU, mixed tokenizer): MFU >= 45% at about 2M parameters and >= 55% at about 20M
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing as mp
 import os
 import resource
@@ -54,35 +55,74 @@ def matmul_rate(device: torch.device, n: int = 2048, seconds: float = 2.0) -> fl
     return 2 * n**3 * reps / (time.perf_counter() - t0)
 
 
+class Timer:
+    """Wall time of GPU work by CUDA events (recorded in the stream, read after a synchronise);
+    ``time.perf_counter`` on the CPU."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+
+    def __enter__(self) -> Timer:
+        if self.cuda:
+            self._start = torch.cuda.Event(enable_timing=True)
+            self._end = torch.cuda.Event(enable_timing=True)
+            self._start.record()
+        else:
+            self._t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.cuda:
+            self._end.record()
+            self._end.synchronize()
+            self.seconds = self._start.elapsed_time(self._end) / 1000
+        else:
+            self.seconds = time.perf_counter() - self._t0
+
+
 def train_throughput(cfg: ModelConfig, device: torch.device, batch: int = 64,
-                     seconds: float = 3.0, min_steps: int = 2) -> dict:
+                     seconds: float = 3.0, min_steps: int = 2,
+                     compile_backend: str = "off") -> dict:
+    """Samples/s of full training steps (forward, backward, AdamW step) on random data, with the
+    trainer's settings: bf16 autocast and fused AdamW on CUDA, the micro-batch planned from the
+    memory estimate (gradients accumulated to ``batch``)."""
+    from .model import choose_micro_batch
+    from .trainer import available_memory, compiled
+
     torch.manual_seed(0)
     model = PatchTST(cfg).to(device)
+    forward = compiled(model, compile_backend)
+    autocast = device.type == "cuda"
+    available, _ = available_memory(device)
+    micro = choose_micro_batch(cfg, batch, available, autocast) if available else batch
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
     x = torch.randn(batch, cfg.context_len, cfg.n_features, device=device)
     y = torch.randint(0, 2, (batch,), device=device).float()
     loss_fn = torch.nn.BCEWithLogitsLoss()
-    autocast = device.type == "cuda"
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
 
     def step():
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            loss = loss_fn(model(x).float(), y)
-        loss.backward()
+        for i in range(0, batch, micro):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                loss = loss_fn(forward(x[i:i + micro]).float(), y[i:i + micro])
+            (loss * (min(micro, batch - i) / batch)).backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    step()
+    t_warm = time.perf_counter()
+    step()  # warm-up (and compilation) outside the timed window
     _sync(device)
+    warmup_s = time.perf_counter() - t_warm
     steps, t0 = 0, time.perf_counter()
-    while steps < min_steps or time.perf_counter() - t0 < seconds:
-        step()
-        steps += 1
-    _sync(device)
-    dt = time.perf_counter() - t0
-    sps = steps * batch / dt
-    out = {"samples_per_s": sps, "steps": steps, "model_flops_per_s": sps * flops_per_sample(cfg),
+    with Timer(device) as timer:
+        while steps < min_steps or time.perf_counter() - t0 < seconds:
+            step()
+            steps += 1
+    sps = steps * batch / timer.seconds
+    out = {"samples_per_s": sps, "steps": steps, "micro_batch": micro, "warmup_s": warmup_s,
+           "timing": "cuda events" if device.type == "cuda" else "perf_counter",
+           "model_flops_per_s": sps * flops_per_sample(cfg),
            "process_max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     if device.type == "cuda":
         out["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
@@ -136,30 +176,37 @@ def data_stage_seconds() -> float:
             paths.set_root(old)
 
 
-def orchestration_overhead() -> dict:
-    """Run the smoke sweep (trials only: no final evaluation, no report) in a temporary root and
-    report the share of its wall time not spent inside trials."""
-    from .records import load_records
-
+def orchestration_overhead(sweep: str = "smoke") -> dict:
+    """Run a sweep's cells (no final evaluation, no report) in a temporary root and report the
+    share of its slot time (jobs x wall of the cell stage) not spent inside trials."""
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, WORKBENCH_ROOT=tmp)
         # the dataset is prepared first so that only the sweep's own orchestration is timed
         subprocess.run([sys.executable, "-c", "from lib.config import DataConfig;"
                         "from lib.dataset import build_dataset; build_dataset(DataConfig())"],
                        env=env, check=True, cwd=paths.CODE_ROOT)
-        t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "lib.sweep", "run", "--sweep", "smoke",
+        subprocess.run([sys.executable, "-m", "lib.sweep", "run", "--sweep", sweep,
                         "--no-final", "--no-report"], env=env, check=True, cwd=paths.CODE_ROOT,
                        capture_output=True)
-        wall = time.perf_counter() - t0
-        df = load_records(Path(tmp) / "outputs/sweeps/smoke/*/trials/trial_*.json")
-        inside = float(df["seconds"].fillna(0).sum())
-    return {"wall_s": wall, "inside_trials_s": inside, "overhead_share": 1 - inside / wall,
-            "trials": int(len(df))}
+        use = json.loads((Path(tmp) / "outputs/sweeps" / sweep / "last_run.json").read_text())
+        n_trials = len(list((Path(tmp) / "outputs/sweeps" / sweep).glob("*/trials/trial_*.json")))
+    cells_s = use["stages"]["cells_s"]
+    share = use["cells_stage_trial_share"]
+    return {"sweep": sweep, "cells_stage_s": cells_s, "jobs": use["jobs"],
+            "inside_trials_s": use["trial_s"], "overhead_share": 1 - share, "trials": n_trials,
+            "overhead_per_cell_s": (use["jobs"] * cells_s - use["trial_s"])
+            / max(len(list(_cells(sweep))), 1)}
+
+
+def _cells(sweep: str):
+    from .config import load_sweep
+    from .search import cells
+
+    return cells(sweep, load_sweep(sweep))
 
 
 def run(quick: bool = False, sweep: bool = True, layouts: bool = True,
-        device_name: str = "auto") -> dict:
+        device_name: str = "auto", compile_backend: str = "off") -> dict:
     from .trainer import resolve_device
 
     device = resolve_device(device_name)
@@ -179,12 +226,16 @@ def run(quick: bool = False, sweep: bool = True, layouts: bool = True,
                 seconds_tok = seconds
             arch = arch_for(budget, tok)
             cfg = replace(arch.apply(BASE), tokenizer=tok)
-            r = train_throughput(cfg, device, seconds=seconds_tok, min_steps=1 if quick else 2)
+            r = train_throughput(cfg, device, seconds=seconds_tok, min_steps=1 if quick else 2,
+                                 compile_backend=compile_backend)
+            if device.type == "cuda":
+                torch.cuda.empty_cache()  # the previous model's blocks, before the next size
             rows.append({"budget": budget, "tokenizer": tok, "arch": arch.id,
                          "n_params": arch.n_params, **r, "mfu": r["model_flops_per_s"] / peak})
     out = {"device": str(device), "hardware": hardware_info(), "threads": torch.get_num_threads(),
            "matmul_flops_per_s": peak, "precision": "bf16" if device.type == "cuda" else "fp32",
-           "training": rows, "recorded_at": now_iso(), "quick": quick}
+           "training": rows, "recorded_at": now_iso(), "quick": quick,
+           "compile": compile_backend}
     if not quick:
         out["data_stage_s"] = data_stage_seconds()
     if sweep and not quick:
@@ -198,18 +249,23 @@ def table(result: dict) -> str:
     lines = [f"device {result['device']} ({result['precision']}), {result['threads']} threads, "
              f"matmul {result['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s",
              f"{'budget':>6} {'tokenizer':>11} {'arch':>16} {'params':>7} {'samples/s':>10} "
-             f"{'GFLOP/s':>8} {'MFU':>6} {'peak RSS MB':>11}"]
+             f"{'GFLOP/s':>8} {'MFU':>6} {'micro':>5} {'peak MB':>8}"]
     for r in result["training"]:
+        peak = r.get("cuda_peak_mb", r["process_max_rss_mb"])
         lines.append(f"{r['budget']:>6} {r['tokenizer']:>11} {r['arch']:>16} "
                      f"{fmt_count(r['n_params']):>7} {r['samples_per_s']:>10.1f} "
                      f"{r['model_flops_per_s'] / 1e9:>8.1f} {r['mfu']:>6.1%} "
-                     f"{r['process_max_rss_mb']:>11.0f}")
+                     f"{r.get('micro_batch', 64):>5} {peak:>8.0f}")
+    lines.append("peak MB: " + ("CUDA max allocated" if result["device"].startswith("cuda")
+                                else "process max RSS (cumulative over the rows)"))
     if "data_stage_s" in result:
         lines.append(f"data stage (embedded ^GSPC a25): {result['data_stage_s']:.1f} s")
     if "orchestration" in result:
         o = result["orchestration"]
-        lines.append(f"smoke sweep: {o['wall_s']:.1f} s wall, {o['inside_trials_s']:.1f} s inside "
-                     f"{o['trials']} trials -> orchestration overhead {o['overhead_share']:.0%}")
+        lines.append(f"{o['sweep']} sweep cells: {o['jobs']} slot(s) x {o['cells_stage_s']:.1f} "
+                     f"s, {o['inside_trials_s']:.1f} s inside {o['trials']} trials -> "
+                     f"orchestration overhead {o['overhead_share']:.0%} "
+                     f"({o['overhead_per_cell_s']:.1f} s a cell)")
     for w in result.get("worker_layouts", []):
         lines.append(f"{w['budget']}: 1 worker x 2 threads {w['1x2 threads']:.0f} samples/s, "
                      f"2 workers x 1 thread {w['2x1 thread']:.0f} samples/s -> {w['faster']}")
@@ -222,8 +278,10 @@ def main(argv=None) -> int:
     p.add_argument("--no-sweep", action="store_true", help="skip the orchestration benchmark")
     p.add_argument("--no-layouts", action="store_true", help="skip the worker-layout benchmark")
     p.add_argument("--device", default="auto")
+    p.add_argument("--compile", default="off", metavar="BACKEND",
+                   help="torch.compile backend for the training benchmark (inductor, ...)")
     a = p.parse_args(argv)
-    result = run(a.quick, not a.no_sweep, not a.no_layouts, a.device)
+    result = run(a.quick, not a.no_sweep, not a.no_layouts, a.device, a.compile)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = paths.OUTPUTS / "bench" / f"{stamp}.json"
     write_json(path, result)

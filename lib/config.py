@@ -80,6 +80,8 @@ class TrainConfig:
     threads: int | None = None  # torch intra-op threads; None leaves torch's default
     seed: int = 0  # seeds initialisation, data order and dropout
     bf16: bool = True  # bf16 autocast, used on CUDA only
+    compile: str = "off"  # torch.compile backend (inductor, aot_eager, ...); off: eager
+    memory_headroom: float = 0.85  # share of free device memory the micro-batch plan may use
     progress: bool = False  # tqdm bar per epoch
     collapse_spread: float = 0.02  # p95 - p5 of probabilities below this flags a collapsed model
 

@@ -9,6 +9,7 @@ resumes where it stopped.
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -17,7 +18,8 @@ import torch
 from optuna.trial import TrialState
 
 from . import dataset as ds
-from .baselines import run_baselines
+from . import paths
+from .baselines import cached_baselines
 from .config import SweepConfig
 from .metrics import evaluate, sigmoid
 from .model import budget_grid
@@ -101,13 +103,15 @@ def run_final(cell: Cell, cfg: SweepConfig, threads: int | None = None) -> dict:
             entry["seeds"][str(seed)] = {"test": evaluate(y_test, p, base), "val": result.val,
                                          "best_epoch": result.best_epoch,
                                          "seconds": result.seconds, "p_test": p.tolist(),
+                                         "finished_at": time.time(),
                                          "learning_curve": result.curve}
             state["updated"] = now_iso()
             write_json(path, state)
         probs = [np.asarray(s["p_test"]) for s in entry["seeds"].values()]
         entry["aggregate"] = aggregate(y_test, probs, base, cfg.final.bootstrap)
     if "baselines" not in state:
-        b = run_baselines(df, splits, evaluate_test=True, seed=cfg.train.seed)
+        b = cached_baselines(df, splits, paths.BASELINE_CACHE, evaluate_test=True,
+                             seed=cfg.train.seed)
         state["baselines"] = {k: {"params": v["params"], "val": v["val"], "test": v["test"],
                                   "p_test": np.asarray(v["p_test"]).tolist()} for k, v in b.items()}
     best = runs[str(chosen[0].number)]

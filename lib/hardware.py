@@ -186,13 +186,23 @@ class Guard:
             time.sleep(self.poll_s)
 
 
+def device_type(device: str) -> str:
+    """``cuda``, ``mps`` or ``cpu`` for a configured device name (``auto`` resolved)."""
+    from .trainer import resolve_device
+
+    try:
+        return resolve_device(device).type
+    except RuntimeError:
+        return "cpu"
+
+
 def preflight(*, memory_needs: dict[str, int], policy: str, dataset_check, device: str,
               threads: int | None, outputs: Path, min_disk_gb: float,
               available_bytes: int | None = None) -> dict:
     """Run every pre-flight check; returns the report (``ok``, checks, architectures kept).
 
     Args:
-        memory_needs: architecture id -> estimated bytes at its batch size.
+        memory_needs: architecture id -> estimated bytes it needs to train at all.
         policy: ``drop`` removes architectures that do not fit (with a warning); ``fail`` refuses.
         dataset_check: callable verifying the dataset checksum (raises on a problem).
         available_bytes: memory that may be used; default: available system (or GPU) memory.

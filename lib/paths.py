@@ -11,6 +11,7 @@ CODE_ROOT = Path(__file__).resolve().parents[1]  # notebooks and params always c
 def set_root(root: Path | str) -> None:
     """Point data/, outputs/ and reports/ at ``root`` (tests use a temporary folder)."""
     global ROOT, DATA, RAW, PROCESSED, RAW_MANIFEST, PROCESSED_MANIFEST, OUTPUTS, SWEEPS, REPORTS
+    global BASELINE_CACHE
     ROOT = Path(root)
     DATA = ROOT / "data"
     RAW = DATA / "raw"
@@ -20,6 +21,7 @@ def set_root(root: Path | str) -> None:
     OUTPUTS = ROOT / "outputs"
     SWEEPS = OUTPUTS / "sweeps"
     REPORTS = ROOT / "reports"
+    BASELINE_CACHE = OUTPUTS / "cache" / "baselines"  # see baselines.cached_baselines
 
 
 set_root(os.environ.get("WORKBENCH_ROOT", CODE_ROOT))

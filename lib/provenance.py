@@ -65,6 +65,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def _json_default(obj: Any) -> Any:
+    if getattr(obj, "ndim", 0) > 0:  # numpy / torch arrays
+        return obj.tolist()
     if hasattr(obj, "item"):  # numpy / torch scalars
         return obj.item()
     if hasattr(obj, "tolist"):

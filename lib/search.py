@@ -15,6 +15,7 @@ to records; its password is masked in every log line.
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import socket
@@ -31,7 +32,7 @@ from threadpoolctl import threadpool_limits
 
 from . import dataset as ds
 from . import hardware, paths, records
-from .baselines import run_baselines
+from .baselines import cached_baselines
 from .config import ModelConfig, SweepConfig, TrainConfig
 from .model import (
     Arch,
@@ -297,10 +298,13 @@ class CellRunner:
         cfg = self.cfg
         self.archs_all = budget_grid(self.cell.budget, replace(
             cfg.model, context_len=cfg.split.context_len, n_features=self._n_features()), cfg.grid)
-        biggest_batch = max(cfg.search.batch_size)
+        # an architecture fits when it can train at all: the trainer picks the micro-batch from
+        # the same estimate and accumulates gradients, so the need is the footprint at
+        # micro-batch 1 (weights, gradients, optimizer state, one sample's activations)
+        bf16 = cfg.train.bf16 and hardware.device_type(cfg.train.device) == "cuda"
         needs = {a.id: memory_estimate(a.apply(replace(cfg.model, n_features=self._n_features(),
                                                        context_len=cfg.split.context_len)),
-                                       biggest_batch)["total"] for a in self.archs_all}
+                                       1, autocast_bf16=bf16)["total"] for a in self.archs_all}
         report = hardware.preflight(
             memory_needs=needs, policy=cfg.search.memory_policy,
             dataset_check=lambda: ds.verify(cfg.data.name), device=cfg.train.device,
@@ -315,8 +319,9 @@ class CellRunner:
         self.archs = [a for a in self.archs_all if a.id in set(report["architectures"])]
         self.df, self.manifest = ds.load_dataset(cfg.data.name)
         self.splits = make_splits(self.df, cfg.split, horizon=self.cell.horizon)
-        self.baselines = run_baselines(self.df, self.splits, seed=cfg.train.seed,
-                                       collapse_spread=cfg.train.collapse_spread)
+        self.baselines = cached_baselines(self.df, self.splits, paths.BASELINE_CACHE,
+                                          seed=cfg.train.seed,
+                                          collapse_spread=cfg.train.collapse_spread)
         self.storage = open_storage(self.url, cfg.search.heartbeat_s, cfg.search.max_retry)
         self.study = self._study()
         return report
@@ -413,7 +418,8 @@ class CellRunner:
                 "resolved_matches_sampled": check, "best_epoch": result.best_epoch,
                 "stop_reason": result.stop_reason, "val": result.val,
                 "objective_name": result.objective, "peak_memory_mb": result.peak_memory_mb,
-                "oom_retries": result.oom_retries, "train_seconds": result.seconds})
+                "oom_retries": result.oom_retries, "memory_plan": result.memory_plan,
+                "train_seconds": result.seconds})
         return result.best_objective
 
     def _after_trial(self, study: optuna.Study, t: optuna.trial.FrozenTrial) -> None:
@@ -448,6 +454,11 @@ class CellRunner:
         waited = False
         bar = tqdm(total=target, initial=min(self.status()["finished"], target),
                    desc=self.cell.id, disable=not progress)
+        # The objects alive now (modules, dataset, splits) outlive every trial: freezing them
+        # keeps the collection after each trial (gc_after_trial) from rescanning ~450k objects,
+        # 0.25 s a trial here (bench/NOTES.md).
+        gc.collect()
+        gc.freeze()
         try:
             while True:
                 optuna.storages.fail_stale_trials(self.study)
@@ -473,6 +484,7 @@ class CellRunner:
                                            ArchitectureUnavailable),
                                     gc_after_trial=True)
         finally:
+            gc.unfreeze()
             bar.close()
             self.telemetry.stop()
         return self.status()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import queue
 import subprocess
 import sys
 import time
@@ -65,7 +66,8 @@ def threads_per_job(cfg: SweepConfig, jobs: int) -> int:
     return max(1, total // max(jobs, 1))
 
 
-def run_cell_notebook(cell: Cell, threads: int, workers: int, sweep_file: str) -> dict:
+def run_cell_notebook(cell: Cell, threads: int, workers: int, sweep_file: str,
+                      kernel: notebook.Kernel | None = None) -> dict:
     out = cell.dir / "03_hpo_sweep.ipynb"
     t0 = time.time()
     status = "done"
@@ -73,7 +75,7 @@ def run_cell_notebook(cell: Cell, threads: int, workers: int, sweep_file: str) -
     try:
         notebook.execute(paths.NOTEBOOKS / "03_hpo_sweep.ipynb", out, {
             "sweep": sweep_file, "budget": cell.budget, "horizon": cell.horizon,
-            "n_trials": 0, "workers": workers, "threads": threads})
+            "n_trials": 0, "workers": workers, "threads": threads}, kernel=kernel)
     except Exception as e:  # papermill raises PapermillExecutionError with the cell's error
         status, error = "failed", f"{type(e).__name__}: {str(e).strip().splitlines()[-1][:300]}"
     if out.exists():
@@ -116,6 +118,7 @@ def run(sweep: str, jobs: int | None = None, force: bool = False, workers: int =
     jobs = jobs or cfg.jobs
     t0 = time.time()
     ensure_data(name, cfg)
+    stages = {"data_s": time.time() - t0}
     url = storage_url(name)
     todo = []
     for cell in cells(name, cfg):
@@ -128,40 +131,102 @@ def run(sweep: str, jobs: int | None = None, force: bool = False, workers: int =
     _say(f"sweep '{name}': {len(todo)} of {len(cfg.budgets) * len(cfg.horizons)} cells to run, "
          f"{jobs} at a time, {threads} torch thread(s) each")
     results: dict[str, dict] = {}
+    # one long-lived kernel per job slot runs that slot's cells in turn (notebook.Kernel)
+    kernels = [notebook.Kernel(paths.CODE_ROOT) for _ in range(jobs)]
+    slots: queue.Queue[notebook.Kernel] = queue.Queue()
+    for k in kernels:
+        slots.put(k)
+
+    def in_slot(cell: Cell) -> dict:
+        k = slots.get()
+        try:
+            return run_cell_notebook(cell, threads, workers, sweep, kernel=k)
+        finally:
+            slots.put(k)
+
     try:
+        t_stage = time.time()
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            futures = {pool.submit(run_cell_notebook, c, threads, workers, sweep): c for c in todo}
+            futures = {pool.submit(in_slot, c): c for c in todo}
             for fut in futures:
                 r = fut.result()
                 results[r["cell"]] = r
                 _say(f"  {r['cell']}: {r['status']} in {r['wall_s']:.0f} s"
                      + (f" ({r['error']})" if r["error"] else ""))
+        stages["cells_s"], t_stage = time.time() - t_stage, time.time()
         finals = []
         if final:
             finals = [c for c in cells(sweep, cfg) if force or not _final_done(c)]
+            # one process per job slot evaluates its share of the cells in turn: the imports
+            # are paid once per slot, not once per cell
+            groups = [g for g in (finals[i::jobs] for i in range(jobs)) if g]
+            logs = [paths.SWEEPS / name / f"final.{i}.log" for i in range(len(groups))]
             with ThreadPoolExecutor(max_workers=jobs) as pool:
-                codes = list(pool.map(lambda c: _subprocess(
-                    ["final", "--sweep", sweep, "--cell", c.id, "--threads", str(threads)],
-                    c.dir / "final.log"), finals))
-            for c, code in zip(finals, codes, strict=True):
-                if code:
-                    results.setdefault(c.id, {})["status"] = "final failed"
-                    _say(f"  {c.id}: final evaluation failed (see {paths.rel(c.dir)}/final.log)")
+                list(pool.map(lambda g, log: _subprocess(
+                    ["final", "--sweep", sweep, *[x for c in g for x in ("--cell", c.id)],
+                     "--threads", str(threads)], log),
+                    groups, logs))
+            for i, g in enumerate(groups):
+                for c in g:
+                    if not _final_done(c):
+                        results.setdefault(c.id, {})["status"] = "final failed"
+                        _say(f"  {c.id}: final evaluation failed (see "
+                             f"{paths.rel(logs[i])})")
+        stages["final_s"], t_stage = time.time() - t_stage, time.time()
         html = paths.REPORTS / name / "scaling_report.html"
         if report and (todo or finals or force or not html.exists()):
-            rc = make_report(sweep)
+            rc = make_report(sweep, kernel=kernels[0])
             if rc:
                 results["report"] = {"status": "failed"}
+        stages["report_s"] = time.time() - t_stage
     except KeyboardInterrupt:
         _say("\ninterrupted: every finished trial is recorded; run the same command to resume")
         return 130
+    finally:
+        for k in kernels:
+            k.close()
     table = status_table(sweep, cfg, results)
     _say("\n" + table.to_string(index=False))
-    _say(f"\nwall time {time.time() - t0:.0f} s; reports in {paths.rel(paths.REPORTS / name)}/")
+    use = utilization(sweep, cfg, t0, time.time() - t0, jobs, stages)
+    write_json(paths.SWEEPS / name / "last_run.json", use)
+    _say(f"\nwall time {use['wall_s']:.0f} s; training (trials {use['trial_s']:.0f} s, final "
+         f"evaluation {use['final_train_s']:.0f} s) filled {use['training_share']:.0%} of {jobs} "
+         f"slot(s); reports in {paths.rel(paths.REPORTS / name)}/")
     failed = [k for k, r in results.items() if "failed" in r.get("status", "")]
     if failed:
         _say(f"FAILED: {', '.join(failed)}")
     return 1 if failed else 0
+
+
+def utilization(sweep: str, cfg: SweepConfig, since: float, wall_s: float, jobs: int,
+                stages: dict) -> dict:
+    """How much of a run's slot time (``jobs`` x wall) went into training: the trials and the
+    final evaluation's training runs that ended during this run. The rest is orchestration
+    (kernels, data loading, baselines, plots, records, rendering, the report)."""
+    from datetime import datetime
+
+    start = datetime.fromtimestamp(since)  # Optuna's timestamps are naive local time
+    trial_s = 0.0
+    for f in (paths.SWEEPS / Path(sweep).stem).glob("*/trials/trial_*.json"):
+        rec = read_json(f)
+        begun = rec.get("datetime_start")
+        if begun and datetime.fromisoformat(begun) >= start:
+            trial_s += rec.get("seconds") or 0.0
+    final_s = 0.0
+    for c in cells(sweep, cfg):
+        f = c.dir / "final.json"
+        if f.exists():
+            for conf in read_json(f).get("configs", {}).values():
+                final_s += sum(s.get("seconds", 0.0) for s in conf.get("seeds", {}).values()
+                               if (s.get("finished_at") or 0) >= since)
+    slot_s = max(jobs * wall_s, 1e-9)
+    cells_slot_s = max(jobs * stages.get("cells_s", 0.0), 1e-9)
+    return {"sweep": Path(sweep).stem, "jobs": jobs, "wall_s": wall_s,
+            "stages": {k: round(v, 2) for k, v in stages.items()}, "trial_s": trial_s,
+            "final_train_s": final_s, "training_share": (trial_s + final_s) / slot_s,
+            "cells_stage_trial_share": trial_s / cells_slot_s if stages.get("cells_s") else None,
+            "definition": "training share = (trial seconds + final-evaluation training seconds "
+                          "that ended in this run) / (jobs x wall); overhead = 1 - share"}
 
 
 def _final_done(cell: Cell) -> bool:
@@ -169,12 +234,37 @@ def _final_done(cell: Cell) -> bool:
     return f.exists() and bool(read_json(f).get("complete"))
 
 
-def make_report(sweep: str) -> int:
+def final_cells(sweep: str, cell_ids: list[str] | None, threads: int | None) -> int:
+    """Final evaluation of the named cells (default: all) in this process, one after the other;
+    a failing cell is reported and the others still run."""
+    import traceback
+
+    from .final import run_final
+
+    cfg = load_sweep(sweep)
+    chosen = [c for c in cells(sweep, cfg) if not cell_ids or c.id in cell_ids]
+    unknown = set(cell_ids or ()) - {c.id for c in chosen}
+    if unknown:
+        raise ConfigError(f"unknown cell(s) {', '.join(sorted(unknown))} in sweep '{sweep}'")
+    failed = []
+    for cell in chosen:
+        t0 = time.time()
+        try:
+            run_final(cell, cfg, threads=threads)
+            _say(f"{cell.id}: final evaluation done in {time.time() - t0:.0f} s")
+        except Exception:  # noqa: BLE001 -- one cell's failure must not stop the others
+            _say(f"{cell.id}: final evaluation FAILED\n{traceback.format_exc()}")
+            failed.append(cell.id)
+    return 1 if failed else 0
+
+
+def make_report(sweep: str, kernel: notebook.Kernel | None = None) -> int:
     name = Path(sweep).stem
     out = paths.SWEEPS / name / "04_scaling_report.ipynb"
     html = paths.REPORTS / name / "scaling_report.html"
     try:
-        notebook.execute(paths.NOTEBOOKS / "04_scaling_report.ipynb", out, {"sweep": sweep})
+        notebook.execute(paths.NOTEBOOKS / "04_scaling_report.ipynb", out, {"sweep": sweep},
+                         kernel=kernel)
         rc = 0
     except Exception as e:
         _say(f"report failed: {type(e).__name__}: {str(e).strip().splitlines()[-1][:300]}")
@@ -253,7 +343,8 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_parser(cmd).add_argument("--sweep", default="default")
     f = sub.add_parser("final", help="multi-seed test evaluation of a cell's best configurations")
     f.add_argument("--sweep", default="default")
-    f.add_argument("--cell", default=None)
+    f.add_argument("--cell", action="append", default=None,
+                   help="a cell id (repeatable); default: every cell")
     f.add_argument("--threads", type=int, default=None)
     c = sub.add_parser("collect", help="merge records from other machines' sweep folders")
     c.add_argument("--sweep", default="default")
@@ -275,13 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         if a.cmd == "collect":
             return collect(a.sweep, a.sources)
         if a.cmd == "final":
-            from .final import run_final
-
-            cfg = load_sweep(a.sweep)
-            for cell in cells(a.sweep, cfg):
-                if a.cell in (None, cell.id):
-                    run_final(cell, cfg, threads=a.threads)
-            return 0
+            return final_cells(a.sweep, a.cell, a.threads)
     except (ConfigError, StorageError, ds.DataError) as e:
         _say(f"error: {e}")
         return 2

@@ -10,7 +10,6 @@ scheduler and model into the result (rule 2).
 
 from __future__ import annotations
 
-import copy
 import math
 import random
 import resource
@@ -47,6 +46,7 @@ class TrainResult:
     seconds: float  # wall time of training
     peak_memory_mb: dict = field(default_factory=dict)  # device and/or process peaks
     oom_retries: int = 0  # micro-batch halvings after out-of-memory errors
+    memory_plan: dict = field(default_factory=dict)  # how the micro-batch was chosen
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -91,6 +91,12 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
             {"params": rest, "weight_decay": 0.0}]
 
 
+def eval_batch(micro: int, batch: int) -> int:
+    """Samples per inference pass: 1024, or 4 micro-batches when memory forced micro-batching
+    (inference keeps no activations for backward)."""
+    return 1024 if micro >= batch else max(4 * micro, 1)
+
+
 @torch.no_grad()
 def predict_logits(model: nn.Module, X: torch.Tensor, batch: int = 1024,
                    autocast: bool = False) -> torch.Tensor:
@@ -100,6 +106,51 @@ def predict_logits(model: nn.Module, X: torch.Tensor, batch: int = 1024,
         with torch.autocast(X.device.type, dtype=torch.bfloat16, enabled=autocast):
             out.append(model(X[i:i + batch]).float())
     return torch.cat(out) if out else torch.zeros(0)
+
+
+def available_memory(device: torch.device) -> tuple[float | None, str]:
+    """Bytes this process may still use on ``device`` (what it holds already included)."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return float(free + torch.cuda.memory_allocated(device)), "cuda free + allocated"
+    if device.type == "cpu":
+        import psutil
+
+        return float(psutil.virtual_memory().available), "system available memory"
+    return None, f"no memory reading on {device.type}"
+
+
+def plan_micro_batch(model: nn.Module, batch: int, cfg: TrainConfig, device: torch.device,
+                     autocast: bool) -> tuple[int, dict]:
+    """The micro-batch: the requested one, or the largest that the model's memory estimate
+    (``model.cfg``, a ModelConfig) fits into the memory available on the device."""
+    from .config import ModelConfig
+    from .model import choose_micro_batch, memory_estimate
+
+    if cfg.micro_batch_size:
+        return min(cfg.micro_batch_size, batch), {"source": "requested"}
+    mcfg = getattr(model, "cfg", None)
+    available, what = available_memory(device)
+    if not isinstance(mcfg, ModelConfig) or available is None:
+        why = what if available is None else "model has no memory estimate"
+        return batch, {"source": f"full batch ({why})"}
+    micro = choose_micro_batch(mcfg, batch, available, autocast, cfg.memory_headroom)
+    est = memory_estimate(mcfg, micro, autocast_bf16=autocast)["total"]
+    return micro, {"source": "estimate", "available_gb": available / 2**30, "available": what,
+                   "estimate_gb": est / 2**30, "headroom": cfg.memory_headroom}
+
+
+def compiled(model: nn.Module, backend: str) -> nn.Module:
+    """``torch.compile(model)`` with ``backend``, or the model itself for ``off``."""
+    if backend == "off":
+        return model
+    import torch._dynamo
+
+    known = torch._dynamo.list_backends(exclude_tags=())
+    if backend not in known:
+        raise ValueError(f"unknown compile backend {backend!r}; choose off or one of "
+                         f"{', '.join(sorted(known))}")
+    return torch.compile(model, backend=backend)
 
 
 def _dropout_rates(model: nn.Module) -> list[float]:
@@ -133,7 +184,8 @@ def train(model: nn.Module, X_train: np.ndarray, y_train: np.ndarray, X_val: np.
     base_rate = float(np.mean(y_train))
     n = len(Xtr)
     batch = min(cfg.batch_size, n)
-    micro = min(cfg.micro_batch_size or batch, batch)
+    micro, memory_plan = plan_micro_batch(model, batch, cfg, device, autocast)
+    forward = compiled(model, cfg.compile)
     steps_per_epoch = math.ceil(n / batch)
     total_steps = steps_per_epoch * cfg.max_epochs
     schedule = WarmupCosine(int(round(cfg.warmup_frac * total_steps)), total_steps)
@@ -156,7 +208,7 @@ def train(model: nn.Module, X_train: np.ndarray, y_train: np.ndarray, X_val: np.
         for i in range(0, len(xb), micro):
             xm, ym = xb[i:i + micro], yb[i:i + micro]
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                logits = model(xm)
+                logits = forward(xm)
             loss = loss_fn(logits.float(), ym)
             (loss * (len(xm) / len(xb))).backward()
             total += loss.item() * len(xm)
@@ -184,12 +236,14 @@ def train(model: nn.Module, X_train: np.ndarray, y_train: np.ndarray, X_val: np.
                         if micro <= 1:
                             raise
                         micro, oom_retries = max(micro // 2, 1), oom_retries + 1
+                        memory_plan.setdefault("oom_halvings", []).append(
+                            {"epoch": epoch, "step": i // batch, "micro_batch": micro})
                         if device.type == "cuda":
                             torch.cuda.empty_cache()
                 if not math.isfinite(running):
                     raise DivergenceError(epoch, "training loss")
             seconds = time.perf_counter() - t0
-            logits = predict_logits(model, Xva, autocast=autocast)
+            logits = predict_logits(forward, Xva, eval_batch(micro, batch), autocast)
             if not torch.isfinite(logits).all():
                 raise DivergenceError(epoch, "validation logits")
             m = evaluate(y_val_np, sigmoid(logits.cpu()), base_rate, cfg.collapse_spread)
@@ -200,7 +254,10 @@ def train(model: nn.Module, X_train: np.ndarray, y_train: np.ndarray, X_val: np.
             value = sign * (m["logloss"] if sign > 0 else (m["auc"] or 0.0))
             if value < best - cfg.min_delta:
                 best, best_epoch, bad_epochs = value, epoch, 0
-                best_state = copy.deepcopy(model.state_dict())
+                # kept in host memory: a second copy of a 2B model's weights on the GPU
+                # would cost 8 GB of device memory
+                best_state = {k: v.detach().to("cpu", copy=True)
+                              for k, v in model.state_dict().items()}
             else:
                 bad_epochs += 1
             if callback is not None and callback(epoch, dict(row, objective=sign * value)):
@@ -212,7 +269,7 @@ def train(model: nn.Module, X_train: np.ndarray, y_train: np.ndarray, X_val: np.
     finally:
         if best_state is not None:
             model.load_state_dict(best_state)
-    logits = predict_logits(model, Xva, autocast=autocast)
+    logits = predict_logits(forward, Xva, eval_batch(micro, batch), autocast)
     val = evaluate(y_val_np, sigmoid(logits.cpu()), base_rate, cfg.collapse_spread)
     peak = {"process_max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     if device.type == "cuda":
@@ -227,10 +284,10 @@ def train(model: nn.Module, X_train: np.ndarray, y_train: np.ndarray, X_val: np.
         "max_epochs": cfg.max_epochs, "grad_clip": cfg.grad_clip, "patience": cfg.patience,
         "pos_weight": None if loss_fn.pos_weight is None else float(loss_fn.pos_weight),
         "device": str(device), "autocast_bf16": autocast, "threads": torch.get_num_threads(),
-        "seed": cfg.seed, "objective": cfg.objective,
+        "seed": cfg.seed, "objective": cfg.objective, "compile": cfg.compile,
     }
     best_objective = val["logloss"] if cfg.objective == "val_logloss" else val["auc"]
     return TrainResult(curve=curve, best_epoch=best_epoch, objective=cfg.objective,
                        best_objective=best_objective, val=val, resolved=resolved,
                        stop_reason=stop_reason, seconds=time.perf_counter() - t_start,
-                       peak_memory_mb=peak, oom_retries=oom_retries)
+                       peak_memory_mb=peak, oom_retries=oom_retries, memory_plan=memory_plan)

@@ -64,3 +64,28 @@ def test_cpu_fallback_when_cuda_is_missing():
     with pytest.raises(RuntimeError, match="no CUDA device is available"):
         X, y = data(32)
         train(PatchTST(replace(CFG, n_layers=1)), X, y, X, y, TrainConfig(device="cuda"))
+
+
+@cuda
+def test_estimate_bounds_the_measured_peak_in_bf16():
+    """The plan's estimate (bf16 copies included) bounds the real peak of a training step."""
+    big = ModelConfig(d_model=256, n_heads=8, n_layers=4, d_ff=1024)
+    X, y = data(256)
+    torch.cuda.empty_cache()
+    res = train(PatchTST(big), X, y, X, y, TrainConfig(max_epochs=1, device="cuda",
+                                                       batch_size=128))
+    est = memory_estimate(big, res.resolved["micro_batch_size"], autocast_bf16=True)["total"]
+    assert res.memory_plan["source"] == "estimate"
+    assert res.peak_memory_mb["cuda_max_allocated_mb"] <= est / 2**20
+
+
+@cuda
+def test_micro_batch_planned_from_free_memory_on_cuda(monkeypatch):
+    """Pretend the GPU has room for 16 samples only: the plan accumulates 4 micro-batches."""
+    from lib import trainer
+
+    tight = memory_estimate(CFG, 16, autocast_bf16=True)["total"] / 0.85 + 1
+    monkeypatch.setattr(trainer, "available_memory", lambda device: (tight, "test"))
+    X, y = data(256)
+    res = train(PatchTST(CFG), X, y, X, y, TrainConfig(max_epochs=1, device="cuda", batch_size=64))
+    assert res.resolved["micro_batch_size"] == 16 and res.resolved["batch_size"] == 64

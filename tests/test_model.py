@@ -1,6 +1,7 @@
 """SCIENCE rules 4, 6, 8: exact parameter counts, the newest bar always reaches the logit."""
 
 import random
+from dataclasses import replace
 
 import pytest
 import torch
@@ -124,3 +125,66 @@ def test_flop_count_against_torch_counter():
         n, seqs = n_patches(cfg), (cfg.n_features if tok == "independent" else 1)
         attention = flops_per_sample(cfg, training=False) - analytic
         assert attention == 2 * seqs * cfg.n_layers * 2 * n * n * cfg.d_model
+
+
+def _saved_bytes(model, x) -> int:
+    """Bytes of the distinct storages autograd keeps for backward (measured, not estimated)."""
+    storages = {}
+
+    def pack(t):
+        s = t.untyped_storage()
+        storages[s.data_ptr()] = s.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(x)
+    return sum(storages.values())
+
+
+@pytest.mark.parametrize("tokenizer", ["mixed", "independent"])
+@pytest.mark.parametrize("dropout", [0.0, 0.1])
+@pytest.mark.parametrize("d,layers,heads", [(32, 2, 4), (128, 3, 8)])
+def test_memory_estimate_bounds_the_saved_activations(tokenizer, dropout, d, layers, heads):
+    cfg = ModelConfig(context_len=80, n_features=25, patch_len=16, stride=8, d_model=d,
+                      n_layers=layers, n_heads=heads, d_ff=4 * d, dropout=dropout,
+                      tokenizer=tokenizer)
+    torch.manual_seed(0)
+    measured = _saved_bytes(PatchTST(cfg).train(), torch.randn(16, 80, 25))
+    est = memory_estimate(cfg, 16)["activations"]
+    assert measured <= est <= 1.8 * measured, (measured, est)
+
+
+def test_micro_batch_choice():
+    from lib.model import choose_micro_batch, fixed_memory
+
+    cfg = ModelConfig(d_model=64, n_layers=2, n_heads=4, d_ff=256)
+    assert choose_micro_batch(cfg, 128, 1e12) == 128
+    room = memory_estimate(cfg, 16)["total"] / 0.85 + 1  # 16 fits, 32 does not
+    assert choose_micro_batch(cfg, 128, room) == 16
+    assert choose_micro_batch(cfg, 100, room) == 13  # 100 -> 50 -> 25 -> 13
+    with pytest.raises(MemoryError, match="needs .* GiB at micro-batch 1"):
+        choose_micro_batch(cfg, 128, fixed_memory(cfg))
+
+
+@pytest.mark.parametrize("tokenizer", ["mixed", "independent"])
+def test_every_2b_and_200m_architecture_of_phase6a_fits_an_80gb_gpu(tokenizer):
+    """Issue 7: each architecture of phase6a.yaml's 200M and 2B grids trains on an 80 GB GPU in
+    bf16 at the grid's largest batch, through micro-batching where needed (by the estimate,
+    which the saved-activation test above shows to be an upper bound)."""
+    from lib.config import load_sweep
+    from lib.model import budget_grid, choose_micro_batch
+
+    cfg = load_sweep("phase6a")
+    base = replace(cfg.model, context_len=cfg.split.context_len, n_features=25,
+                   tokenizer=tokenizer)
+    usable = 79 * 2**30  # an 80 GB H100 reports about 79.2 GiB; the plan keeps 15% headroom
+    batch = max(cfg.search.batch_size)
+    for budget in ("200M", "2B"):
+        archs = budget_grid(budget, base, cfg.grid)
+        assert archs
+        for a in archs:
+            m = a.apply(base)
+            micro = choose_micro_batch(m, batch, usable, autocast_bf16=True)
+            assert memory_estimate(m, micro, autocast_bf16=True)["total"] <= 0.85 * usable
+            if tokenizer == "mixed":
+                assert micro == batch, (a.id, micro)  # no accumulation needed

@@ -35,6 +35,31 @@ def test_sweep_succeeds_with_a_status_table(smoke_run):
     assert re.search(r"cell\s+finished\s+complete\s+pruned\s+failed", r.stdout)
 
 
+def test_run_records_how_much_slot_time_went_into_training(smoke_run):
+    """last_run.json: stage timings and the training share of jobs x wall, from the records."""
+    root, r, _, _ = smoke_run
+    use = json.loads((root / "outputs/sweeps/smoke/last_run.json").read_text())
+    assert set(use["stages"]) == {"data_s", "cells_s", "final_s", "report_s"}
+    assert use["trial_s"] > 0 and use["final_train_s"] > 0
+    assert 0 < use["training_share"] < 1 and 0 < use["cells_stage_trial_share"] < 1
+    assert f"filled {use['training_share']:.0%} of 2 slot(s)" in r.stdout
+    # every cell ran in one of the 2 job slots' kernels: the reset cell shows the reuse
+    paths.set_root(root)
+    reused = [c for c in cells("smoke", load_sweep("smoke"))
+              if "kernel-reset" in nbformat.read(str(c.dir / "03_hpo_sweep.ipynb"), 4)
+              .cells[0].metadata.get("tags", [])]
+    assert len(reused) == 4
+
+
+def test_final_of_an_unknown_cell_is_a_clear_error(smoke_run, capsys):
+    from lib import sweep
+
+    root, _, _, _ = smoke_run
+    paths.set_root(root)
+    assert sweep.main(["final", "--sweep", "smoke", "--cell", "8k-h9"]) == 2
+    assert "unknown cell(s) 8k-h9 in sweep 'smoke'" in capsys.readouterr().out
+
+
 def test_every_record_exists_and_agrees_with_storage(smoke_run):
     root, _, _, _ = smoke_run
     paths.set_root(root)

@@ -146,3 +146,52 @@ def test_predict_logits_are_unbounded():
     X, _ = toy(64)
     out = predict_logits(model, torch.as_tensor(X))
     assert out.shape == (64,) and (out < 0).any()
+
+
+def test_micro_batch_is_chosen_from_the_memory_estimate(monkeypatch):
+    """With little memory the trainer picks the largest micro-batch the estimate allows,
+    accumulates to the requested batch and reproduces the full-batch run."""
+    from lib import trainer
+    from lib.model import memory_estimate
+
+    cfg = replace(CFG, dropout=0.0)
+    full = fit(cfg=cfg, tc=replace(TC, micro_batch_size=None))[1]
+    assert full.memory_plan["source"] == "estimate"  # plenty of memory here: the whole batch
+    assert full.resolved["micro_batch_size"] == 32
+    tight = memory_estimate(cfg, 8)["total"] / TC.memory_headroom + 1  # fits 8, not 16
+    monkeypatch.setattr(trainer, "available_memory", lambda device: (tight, "test"))
+    small = fit(cfg=cfg, tc=replace(TC, micro_batch_size=None))[1]
+    assert small.resolved["micro_batch_size"] == 8 and small.resolved["batch_size"] == 32
+    assert small.memory_plan["estimate_gb"] * 2**30 <= TC.memory_headroom * tight
+    np.testing.assert_allclose([r["val_loss"] for r in full.curve],
+                               [r["val_loss"] for r in small.curve], rtol=1e-4)
+    # not even one sample fits: a clear error before any training
+    monkeypatch.setattr(trainer, "available_memory", lambda device: (1000.0, "test"))
+    with pytest.raises(MemoryError, match="needs .* GiB at micro-batch 1"):
+        fit(cfg=cfg)
+
+
+def test_oom_halvings_are_recorded_in_the_memory_plan():
+    class Tight(PatchTST):
+        def forward(self, x):
+            if self.training and x.shape[0] > 8:
+                raise torch.OutOfMemoryError("simulated: batch too large")
+            return super().forward(x)
+
+    X, y = toy(64)
+    res = train(Tight(CFG), X, y, X, y, replace(TC, max_epochs=1, batch_size=32))
+    assert [h["micro_batch"] for h in res.memory_plan["oom_halvings"]] == [16, 8]
+
+
+def test_compile_flag_trains_through_torch_compile():
+    """torch.compile (aot_eager backend: the graph capture and autograd of the compiled path,
+    without a C++ build) trains to the eager run's losses; an unknown backend is refused."""
+    cfg = replace(CFG, dropout=0.0)
+    tc = replace(TC, max_epochs=2)
+    eager = fit(cfg=cfg, tc=tc)[1]
+    comp = fit(cfg=cfg, tc=replace(tc, compile="aot_eager"))[1]
+    assert comp.resolved["compile"] == "aot_eager"
+    np.testing.assert_allclose([r["val_loss"] for r in eager.curve],
+                               [r["val_loss"] for r in comp.curve], rtol=1e-4)
+    with pytest.raises(ValueError, match="unknown compile backend 'turbo'"):
+        fit(cfg=cfg, tc=replace(tc, compile="turbo"))
