@@ -129,6 +129,34 @@ def train_throughput(cfg: ModelConfig, device: torch.device, batch: int = 64,
     return out
 
 
+def _row_worker(cfg, seconds, min_steps, compile_backend, threads, q):
+    torch.set_num_threads(threads)
+    q.put(train_throughput(cfg, torch.device("cpu"), seconds=seconds, min_steps=min_steps,
+                           compile_backend=compile_backend))
+
+
+def measure_row(cfg: ModelConfig, device: torch.device, seconds: float, min_steps: int,
+                compile_backend: str, isolate: bool = True) -> dict:
+    """One benchmark row. On the CPU it runs in a fresh process of its own (``isolate``), so that
+    the peak RSS is this row's (a process's peak never goes down); on CUDA the peak allocation is
+    reset."""
+    if device.type != "cpu" or not isolate:
+        r = train_throughput(cfg, device, seconds=seconds, min_steps=min_steps,
+                             compile_backend=compile_backend)
+        if device.type == "cuda":
+            torch.cuda.empty_cache()  # the previous model's blocks, before the next size
+        return r
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    proc = ctx.Process(target=_row_worker, args=(cfg, seconds, min_steps, compile_backend,
+                                                 torch.get_num_threads(), q))
+    proc.start()
+    try:
+        return q.get(timeout=600)
+    finally:
+        proc.join()
+
+
 def arch_for(budget: str, tokenizer: str):
     return budget_grid(budget, replace(BASE, tokenizer=tokenizer), GRID)[0]
 
@@ -226,10 +254,8 @@ def run(quick: bool = False, sweep: bool = True, layouts: bool = True,
                 seconds_tok = seconds
             arch = arch_for(budget, tok)
             cfg = replace(arch.apply(BASE), tokenizer=tok)
-            r = train_throughput(cfg, device, seconds=seconds_tok, min_steps=1 if quick else 2,
-                                 compile_backend=compile_backend)
-            if device.type == "cuda":
-                torch.cuda.empty_cache()  # the previous model's blocks, before the next size
+            r = measure_row(cfg, device, seconds_tok, 1 if quick else 2, compile_backend,
+                            isolate=not quick)
             rows.append({"budget": budget, "tokenizer": tok, "arch": arch.id,
                          "n_params": arch.n_params, **r, "mfu": r["model_flops_per_s"] / peak})
     out = {"device": str(device), "hardware": hardware_info(), "threads": torch.get_num_threads(),
@@ -256,8 +282,10 @@ def table(result: dict) -> str:
                      f"{fmt_count(r['n_params']):>7} {r['samples_per_s']:>10.1f} "
                      f"{r['model_flops_per_s'] / 1e9:>8.1f} {r['mfu']:>6.1%} "
                      f"{r.get('micro_batch', 64):>5} {peak:>8.0f}")
-    lines.append("peak MB: " + ("CUDA max allocated" if result["device"].startswith("cuda")
-                                else "process max RSS (cumulative over the rows)"))
+    lines.append("peak MB: " + (
+        "CUDA max allocated" if result["device"].startswith("cuda") else
+        "max RSS of one process, cumulative over the rows (quick mode)" if result["quick"] else
+        "max RSS of the row's own process (interpreter included)"))
     if "data_stage_s" in result:
         lines.append(f"data stage (embedded ^GSPC a25): {result['data_stage_s']:.1f} s")
     if "orchestration" in result:

@@ -21,7 +21,7 @@ from . import dataset as ds
 from . import paths
 from .baselines import cached_baselines
 from .config import SweepConfig
-from .metrics import evaluate, sigmoid
+from .metrics import evaluate, fast_metrics, sigmoid
 from .model import budget_grid
 from .provenance import now_iso, read_json, write_json
 from .search import Cell, arch_record, build, fit, open_storage, storage_url
@@ -48,7 +48,7 @@ def aggregate(y: np.ndarray, probs: list[np.ndarray], base: float, resamples: in
         idx = rng.integers(0, len(y), len(y))
         if len(np.unique(y[idx])) < 2:
             continue
-        ms = [evaluate(y[idx], p[idx], base) for p in probs]
+        ms = [fast_metrics(y[idx], p[idx], base) for p in probs]
         for k in METRICS:
             boot[k].append(float(np.mean([m[k] for m in ms])))
     out = {}

@@ -14,7 +14,7 @@ from sklearn.metrics import roc_auc_score
 from .config import SweepConfig
 from .model import fmt_count, parse_budget
 from .provenance import read_json
-from .scaling import bootstrap_alpha, fit_law, law, verdict
+from .scaling import available_cpus, bootstrap_alpha, fit_law, law, verdict
 from .search import cells
 
 MEASURES = {"test_logloss": "test log loss", "one_minus_auc": "1 - test AUC",
@@ -76,8 +76,11 @@ def _measure(name: str, y: np.ndarray, p: np.ndarray) -> float | None:
 
 
 def scaling_fits(finals: list[dict], measure: str = "test_logloss", resamples: int = 300,
-                 seed: int = 0) -> dict[int, dict]:
-    """Per horizon: measured N, the error measure, the fitted law, alpha's interval, a verdict."""
+                 seed: int = 0, workers: int | None = None) -> dict[int, dict]:
+    """Per horizon: measured N, the error measure, the fitted law, alpha's interval, a verdict.
+
+    ``workers``: processes for the bootstrap fits (default: the CPUs this process may use)."""
+    workers = workers or available_cpus()
     out = {}
     by_h: dict[int, list[dict]] = {}
     for s in finals:
@@ -124,7 +127,7 @@ def scaling_fits(finals: list[dict], measure: str = "test_logloss", resamples: i
                       "note": "one validation number per budget: no bootstrap interval"}
             else:
                 ci = bootstrap_alpha(N, sampler, resamples, seed, with_c=with_c, next_N=next_N,
-                                     grid_N=np.geomspace(N.min(), next_N, 40))
+                                     grid_N=np.geomspace(N.min(), next_N, 40), workers=workers)
             entry[key] = dict(f, ci=ci, pred_next=float(law(next_N, f["a"], f["alpha"], f["c"])),
                               verdict=verdict(f["alpha"], ci["alpha_ci95"]))
         entry["ci"], entry["pred_next"] = entry["fit"]["ci"], entry["fit"]["pred_next"]

@@ -37,3 +37,27 @@ def test_hanley_mcneil():
     se = hanley_mcneil_se(0.5, 100, 300)
     assert 0.03 < se < 0.04
     assert hanley_mcneil_se(0.9, 100, 300) < se
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_fast_metrics_equal_evaluate(seed):
+    """The numpy metrics of the bootstrap loops are scikit-learn's to rounding, ties included."""
+    from lib.metrics import fast_metrics
+
+    rng = np.random.default_rng(seed)
+    n = 50 + 40 * seed
+    y = rng.integers(0, 2, n)
+    p = rng.random(n)
+    if seed % 2:
+        p = np.round(p, 1)  # many ties
+    if seed == 4:
+        p = p * 0.4  # nothing predicted positive: precision, recall and F1 are 0
+    if seed == 5:
+        y[:] = 1  # one class: no AUC
+    base = float(rng.uniform(0.1, 0.9))
+    ref, fast = evaluate(y, p, base), fast_metrics(y, p, base)
+    for k, v in fast.items():
+        if ref[k] is None:
+            assert v is None, k
+        else:
+            assert v == pytest.approx(ref[k], rel=1e-9, abs=1e-12), k
