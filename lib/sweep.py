@@ -24,6 +24,7 @@ import pandas as pd
 from . import dataset as ds
 from . import notebook, paths, records
 from .config import ConfigError, SweepConfig, load_sweep
+from .model import parse_budget
 from .provenance import read_json, write_json
 from .search import Cell, CellRunner, StorageError, cell_status, cells, init_cell, storage_url
 
@@ -126,6 +127,9 @@ def run(sweep: str, jobs: int | None = None, force: bool = False, workers: int =
         c = cell_status(cell, cfg, url)
         if force or c["finished"] < c["target"] or not (cell.dir / "03_hpo_sweep.ipynb").exists():
             todo.append(cell)
+    # largest budgets first: the slots then finish together instead of one slot running the
+    # biggest cell alone at the end (longest-processing-time-first scheduling)
+    todo.sort(key=lambda c: -parse_budget(c.budget))
     threads = threads_per_job(cfg, jobs)
     limit_threads(threads)
     _say(f"sweep '{name}': {len(todo)} of {len(cfg.budgets) * len(cfg.horizons)} cells to run, "
