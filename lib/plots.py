@@ -70,17 +70,26 @@ def confusion_heatmap(confusion: dict, title: str = "Confusion matrix at p = 0.5
 
 
 def reliability(curves: dict[str, tuple[np.ndarray, np.ndarray]], bins: int = 10,
-                title: str = "Reliability diagram") -> plt.Figure:
-    """curves: name -> (y, p)."""
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    ax.plot([0, 1], [0, 1], ls=":", color="grey")
-    for name, (y, p) in curves.items():
-        frac, mean = calibration_curve(y, p, n_bins=bins, strategy="quantile")
-        ax.plot(mean, frac, "o-", label=name)
-    ax.set_xlabel("mean predicted probability")
-    ax.set_ylabel("observed positive rate")
-    ax.set_title(title)
-    ax.legend()
+                title: str = "Reliability diagram", panel_of=None) -> plt.Figure:
+    """curves: name -> (y, p). ``panel_of(name)`` splits them into side-by-side panels (for
+    example one per horizon), so that a dozen curves stay readable."""
+    groups: dict[str, dict] = {}
+    for name, yp in curves.items():
+        groups.setdefault(panel_of(name) if panel_of else "", {})[name] = yp
+    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 4.4), squeeze=False,
+                             sharey=True)
+    for ax, (panel, group) in zip(axes[0], groups.items(), strict=True):
+        ax.plot([0, 1], [0, 1], ls=":", color="grey")
+        for name, (y, p) in group.items():
+            frac, mean = calibration_curve(y, p, n_bins=bins, strategy="quantile")
+            ax.plot(mean, frac, "o-", ms=4, label=name)
+        ax.set_xlabel("mean predicted probability")
+        ax.set_title(panel or title, fontsize=10)
+        ax.legend(fontsize=8, loc="upper left")
+    axes[0][0].set_ylabel("observed positive rate")
+    if panel_of:
+        fig.suptitle(title)
+    fig.tight_layout()
     return fig
 
 
