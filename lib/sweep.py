@@ -193,9 +193,11 @@ def run(sweep: str, jobs: int | None = None, force: bool = False, workers: int =
     _say("\n" + table.to_string(index=False))
     use = utilization(sweep, cfg, t0, time.time() - t0, jobs, stages)
     write_json(paths.SWEEPS / name / "last_run.json", use)
-    _say(f"\nwall time {use['wall_s']:.0f} s; training (trials {use['trial_s']:.0f} s, final "
-         f"evaluation {use['final_train_s']:.0f} s) filled {use['training_share']:.0%} of {jobs} "
-         f"slot(s); reports in {paths.rel(paths.REPORTS / name)}/")
+    trained = (f"training (trials {use['trial_s']:.0f} s, final evaluation "
+               f"{use['final_train_s']:.0f} s) filled {use['training_share']:.0%} of {jobs} "
+               f"slot(s)" if use["trial_s"] + use["final_train_s"] > 0 else "nothing to train")
+    _say(f"\nwall time {use['wall_s']:.0f} s; {trained}; reports in "
+         f"{paths.rel(paths.REPORTS / name)}/")
     failed = [k for k, r in results.items() if "failed" in r.get("status", "")]
     if failed:
         _say(f"FAILED: {', '.join(failed)}")
