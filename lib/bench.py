@@ -90,7 +90,8 @@ def train_throughput(cfg: ModelConfig, device: torch.device, batch: int = 64,
     from .trainer import available_memory, compiled
 
     torch.manual_seed(0)
-    model = PatchTST(cfg).to(device)
+    with torch.device(device):  # parameters created on the device (a 2B model: no host copy)
+        model = PatchTST(cfg)
     forward = compiled(model, compile_backend)
     autocast = device.type == "cuda"
     available, _ = available_memory(device)
@@ -258,6 +259,10 @@ def run(quick: bool = False, sweep: bool = True, layouts: bool = True,
                             isolate=not quick)
             rows.append({"budget": budget, "tokenizer": tok, "arch": arch.id,
                          "n_params": arch.n_params, **r, "mfu": r["model_flops_per_s"] / peak})
+            # one line per row as it is measured: a run cut short by a timeout still shows them
+            print(f"measured {budget} {tok} {arch.id}: {r['samples_per_s']:.1f} samples/s, "
+                  f"micro-batch {r['micro_batch']}, MFU {rows[-1]['mfu']:.1%} (first matmul "
+                  f"reading)", file=sys.stderr, flush=True)
     # measured again after the rows: the larger of the two readings is the denominator, so a slow
     # phase of a shared machine during the first reading cannot flatter the MFU
     peak_after = max(matmul_rate(device, n, seconds=0.5 if quick else 1.5) for n in sizes)
