@@ -112,6 +112,11 @@ class Kernel:
                             log_output=log_output, progress_bar=False, kernel_name="python3",
                             km=self.km)
 
+    def interrupt(self) -> None:
+        """Send the running notebook a keyboard interrupt (SIGINT to the kernel)."""
+        if self.km is not None and self.km.is_alive():
+            self.km.interrupt_kernel()
+
     def close(self) -> None:
         if self.km is not None:
             try:

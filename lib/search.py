@@ -413,6 +413,12 @@ class CellRunner:
             trial.set_user_attr("fail_reason", f"diverged: {e}")
             finish({"arch": arch_rec, "n_params": n_params, "diverged_epoch": e.epoch})
             raise
+        except KeyboardInterrupt:
+            # Ctrl-C: Optuna ends the trial FAILED; without a fail_reason it does not count
+            # towards the target, and run() still writes its record
+            trial.set_user_attr("interrupted", now_iso())
+            finish({"arch": arch_rec, "n_params": n_params, "interrupted": True})
+            raise
         check = check_resolved(params, result)
         finish({"arch": arch_rec, "n_params": n_params, "resolved": result.resolved,
                 "resolved_matches_sampled": check, "best_epoch": result.best_epoch,
@@ -434,6 +440,16 @@ class CellRunner:
         self.log(f"trial {t.number} end state={t.state.name} objective={value} "
                  f"seconds={rec.get('seconds', 0):.1f} peak_rss_mb={rss} "
                  f"cpu_temp={(hw.get('cpu_temp_c') or {}).get('max')} {reason}".rstrip())
+
+    def _record_unrecorded_failures(self) -> list:
+        """Write the record of every FAILED trial that has none (killed or interrupted: no
+        Optuna callback ran for it), so that every finished trial has its file."""
+        written = []
+        for t in self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
+            if not records.is_surplus(t) and not records.trial_path(self.dir, t.number).exists():
+                self._after_trial(self.study, t)
+                written.append(t)
+        return written
 
     def status(self) -> dict:
         c = records.counts(self.study.get_trials(deepcopy=False))
@@ -462,6 +478,7 @@ class CellRunner:
         try:
             while True:
                 optuna.storages.fail_stale_trials(self.study)
+                self._record_unrecorded_failures()  # e.g. a killed worker's stale trial
                 c = self.status()
                 bar.n = min(c["finished"], target)
                 bar.refresh()
@@ -479,10 +496,21 @@ class CellRunner:
                 if not ok:
                     self.stopped_reason = why
                     break
-                self.study.optimize(self.objective, n_trials=1, callbacks=[self._after_trial],
-                                    catch=(DivergenceError, SurplusTrial,
-                                           ArchitectureUnavailable),
-                                    gc_after_trial=True)
+                try:
+                    self.study.optimize(self.objective, n_trials=1,
+                                        callbacks=[self._after_trial],
+                                        catch=(DivergenceError, SurplusTrial,
+                                               ArchitectureUnavailable),
+                                        gc_after_trial=True)
+                except KeyboardInterrupt:
+                    # Optuna calls no callback for an interrupted trial: record it, and queue
+                    # its parameters again (behind the trials already waiting), so the
+                    # configuration is not lost
+                    for t in self._record_unrecorded_failures():
+                        if t.user_attrs.get("interrupted") and "arch" in t.params:
+                            self.study.enqueue_trial(dict(t.params),
+                                                     user_attrs={"retry_of": t.number})
+                    raise
         finally:
             gc.unfreeze()
             bar.close()

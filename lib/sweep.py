@@ -15,6 +15,7 @@ import os
 import queue
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -137,26 +138,46 @@ def run(sweep: str, jobs: int | None = None, force: bool = False, workers: int =
     results: dict[str, dict] = {}
     # one long-lived kernel per job slot runs that slot's cells in turn (notebook.Kernel)
     kernels = [notebook.Kernel(paths.CODE_ROOT) for _ in range(jobs)]
-    slots: queue.Queue[notebook.Kernel] = queue.Queue()
-    for k in kernels:
-        slots.put(k)
+    pending: queue.Queue[Cell] = queue.Queue()
+    for c in todo:
+        pending.put(c)
+    done: queue.Queue[dict] = queue.Queue()
+    stop = threading.Event()
 
-    def in_slot(cell: Cell) -> dict:
-        k = slots.get()
-        try:
-            return run_cell_notebook(cell, threads, workers, sweep, kernel=k)
-        finally:
-            slots.put(k)
+    def slot(kernel: notebook.Kernel) -> None:
+        while not stop.is_set():
+            try:
+                cell = pending.get_nowait()
+            except queue.Empty:
+                return
+            done.put(run_cell_notebook(cell, threads, workers, sweep, kernel=kernel))
 
     try:
         t_stage = time.time()
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            futures = {pool.submit(in_slot, c): c for c in todo}
-            for fut in futures:
-                r = fut.result()
+        # daemon threads: an interrupted run must not wait at exit for a notebook to finish
+        slots = [threading.Thread(target=slot, args=(k,), daemon=True, name=f"slot{i}")
+                 for i, k in enumerate(kernels)]
+        for t in slots:
+            t.start()
+        try:
+            for _ in todo:
+                r = done.get()
                 results[r["cell"]] = r
                 _say(f"  {r['cell']}: {r['status']} in {r['wall_s']:.0f} s"
                      + (f" ({r['error']})" if r["error"] else ""))
+        except KeyboardInterrupt:
+            # the kernels run in sessions of their own, so Ctrl-C reaches only this process:
+            # start no further cell, interrupt the running ones (the trial ends FAILED, is
+            # recorded, does not count, and its parameters are queued again) and give them a
+            # moment to stop; whatever still runs is killed with its kernel below
+            stop.set()
+            deadline = time.time() + 20
+            while any(t.is_alive() for t in slots) and time.time() < deadline:
+                for k in kernels:  # again every 2 s: a kernel between two cells ignores it
+                    k.interrupt()
+                for t in slots:
+                    t.join(timeout=1)
+            raise
         stages["cells_s"], t_stage = time.time() - t_stage, time.time()
         finals = []
         if final:

@@ -122,3 +122,47 @@ def test_final_evaluation_resumes_only_what_is_missing(smoke_run):
     seeds = next(iter(after["configs"].values()))["seeds"]
     assert after["complete"] and set(seeds) == {"0", "1"}
     assert seeds["0"]["p_test"] == kept
+
+
+def test_ctrl_c_stops_the_sweep_and_the_next_run_finishes_it(smoke_run, tmp_path):
+    """SIGINT to `lib.sweep run` (what Ctrl-C delivers: the kernels run in sessions of their
+    own): it stops within seconds, leaves no kernel behind, records the interrupted trial
+    (FAILED, not counted, parameters queued again), and the same command then completes it."""
+    import signal
+
+    root, _, _, env = smoke_run
+    sweep = tmp_path / "t_ctrlc.yaml"
+    sweep.write_text((REPO / "params/sweeps/smoke.yaml").read_text()
+                     .replace('budgets: ["8k", "30k"]', 'budgets: ["30k"]')
+                     .replace("horizons: [1, 3]", "horizons: [1]")
+                     .replace("n_trials: 3", "n_trials: 2"))
+    cmd = [str(REPO / ".venv/bin/python"), "-m", "lib.sweep", "run", "--sweep", str(sweep),
+           "--no-final", "--no-report"]
+    p = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True)
+    log = root / "outputs/sweeps/t_ctrlc/30k-h1/sweep.log"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (log.exists() and "trial 0 start" in log.read_text()):
+        time.sleep(0.2)
+    time.sleep(1.0)  # inside the first trial's training
+    t0 = time.time()
+    p.send_signal(signal.SIGINT)
+    out, _ = p.communicate(timeout=60)
+    assert p.returncode == 130 and "interrupted" in out, out[-2000:]
+    assert time.time() - t0 < 30
+    kernels = subprocess.run(["pgrep", "-f", "ipykernel_launcher"], capture_output=True,
+                             text=True).stdout.split()
+    assert not kernels, "a kernel outlived the interrupted sweep"
+    first = json.loads((log.parent / "trials" / "trial_0000.json").read_text())
+    assert first["state"] == "FAIL" and first["interrupted"]
+    r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:]
+    paths.set_root(root)
+    study = optuna.load_study(study_name="t_ctrlc:30k-h1", storage=open_storage(
+        storage_url("t_ctrlc")))
+    counted = [t for t in study.get_trials() if records.counts_done(t)]
+    assert len(counted) == 2
+    retry = [t for t in study.trials if t.user_attrs.get("retry_of") == 0]
+    assert len(retry) == 1  # waiting behind the enqueued extremes, or already run
+    assert (retry[0].params or retry[0].system_attrs["fixed_params"]) == study.trials[0].params
+    assert notebook.errors(log.parent / "03_hpo_sweep.ipynb") == []
