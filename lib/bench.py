@@ -162,26 +162,20 @@ def arch_for(budget: str, tokenizer: str):
     return budget_grid(budget, replace(BASE, tokenizer=tokenizer), GRID)[0]
 
 
-def _worker(args):
-    budget, threads, seconds, q = args
-    torch.set_num_threads(threads)
-    cfg = arch_for(budget, "mixed").apply(BASE)
-    q.put(train_throughput(cfg, torch.device("cpu"), seconds=seconds)["samples_per_s"])
-
-
 def worker_layouts(budgets=("100k", "400k"), seconds: float = 4.0) -> list[dict]:
     """One process with 2 threads against two processes with 1 thread each (total samples/s)."""
     ctx = mp.get_context("spawn")
     rows = []
     for budget in budgets:
         res = {}
+        cfg = arch_for(budget, "mixed").apply(BASE)
         for layout, procs, threads in (("1x2 threads", 1, 2), ("2x1 thread", 2, 1)):
             q = ctx.Queue()
-            ps = [ctx.Process(target=_worker, args=((budget, threads, seconds, q),))
+            ps = [ctx.Process(target=_row_worker, args=(cfg, seconds, 2, "off", threads, q))
                   for _ in range(procs)]
             for p in ps:
                 p.start()
-            total = sum(q.get() for _ in ps)
+            total = sum(q.get()["samples_per_s"] for _ in ps)
             for p in ps:
                 p.join()
             res[layout] = total

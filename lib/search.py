@@ -296,15 +296,14 @@ class CellRunner:
         if self.threads:
             self._limits = threadpool_limits(self.threads)  # BLAS/OpenMP pools of the baselines
         cfg = self.cfg
-        self.archs_all = budget_grid(self.cell.budget, replace(
-            cfg.model, context_len=cfg.split.context_len, n_features=self._n_features()), cfg.grid)
+        base = replace(cfg.model, context_len=cfg.split.context_len, n_features=self._n_features())
+        self.archs_all = budget_grid(self.cell.budget, base, cfg.grid)
         # an architecture fits when it can train at all: the trainer picks the micro-batch from
         # the same estimate and accumulates gradients, so the need is the footprint at
         # micro-batch 1 (weights, gradients, optimizer state, one sample's activations)
         bf16 = cfg.train.bf16 and hardware.device_type(cfg.train.device) == "cuda"
-        needs = {a.id: memory_estimate(a.apply(replace(cfg.model, n_features=self._n_features(),
-                                                       context_len=cfg.split.context_len)),
-                                       1, autocast_bf16=bf16)["total"] for a in self.archs_all}
+        needs = {a.id: memory_estimate(a.apply(base), 1, autocast_bf16=bf16)["total"]
+                 for a in self.archs_all}
         report = hardware.preflight(
             memory_needs=needs, policy=cfg.search.memory_policy,
             dataset_check=lambda: ds.verify(cfg.data.name), device=cfg.train.device,

@@ -44,3 +44,13 @@ def test_one_point_is_an_error():
 
 def test_fit_at_the_bound_is_reported_as_not_identified():
     assert verdict(-3.0, [-3.0, 3.0]).startswith("not identified")
+
+
+def test_bootstrap_in_worker_processes_gives_the_same_interval():
+    """Rule 15's intervals do not depend on how many processes fit the resamples."""
+    def sample(r):
+        return law(N, 2.0, 0.25, 0.3) * np.exp(r.normal(0, 0.02, len(N)))
+
+    one = bootstrap_alpha(N, sample, 70, next_N=3e6, workers=1)
+    two = bootstrap_alpha(N, sample, 70, next_N=3e6, workers=2)  # >= 64 fits: a process pool
+    assert one == two and one["n"] == 70
