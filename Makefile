@@ -15,6 +15,7 @@ CELL    ?=
 FORCE   ?=
 PORT    ?= 8080
 TESTTMP ?= $(CURDIR)/outputs/.test
+TEST_WORKERS ?= 2  # pytest-xdist processes (by file); the notebooks then run in order
 
 .PHONY: help setup data trial sweep worker status final report regenerate lab dashboard bench \
         test lint clean clean-data
@@ -81,7 +82,10 @@ test: setup ## run the tests, then every notebook in smoke mode under nbval
 	  $(PY) -m papermill --prepare-only "$$nb" "$(TESTTMP)/nb/$$(basename $$nb)" -p smoke True >/dev/null 2>&1 \
 	    || { echo "papermill could not prepare $$nb"; exit 1; }; \
 	done
-	WORKBENCH_ROOT=$(TESTTMP)/root $(PY) -m pytest tests $(TESTTMP)/nb --nbval-lax -p no:cacheprovider $(PYTEST_ARGS)
+	WORKBENCH_ROOT=$(TESTTMP)/root $(PY) -m pytest tests -p no:cacheprovider \
+	  -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	WORKBENCH_ROOT=$(TESTTMP)/root $(PY) -m pytest $(TESTTMP)/nb --nbval-lax -p no:cacheprovider \
+	  $(PYTEST_ARGS)
 
 lint: setup ## ruff over lib, tests and notebooks
 	$(VENV)/bin/ruff check lib tests notebooks

@@ -1,4 +1,4 @@
-"""Baselines every score is read against (SCIENCE rule 11): base rate, logistic regression and
+"""Baselines every score is read against (research rule 11): base rate, logistic regression and
 histogram gradient boosting on the last day's features, evaluated with the same metrics.
 
 The baselines are fair, not straw men: price-level features (OHLC, moving averages, ATR, MACD, VWAP)
@@ -53,8 +53,13 @@ def scale_free(df: pd.DataFrame) -> pd.DataFrame:
     return out.fillna(0.0)
 
 
+def stored_columns(df: pd.DataFrame, splits: Splits) -> list[str]:
+    """The model's input columns that the dataset stores (a canary's leak feature is not)."""
+    return [c for c in splits.columns if c in df.columns]
+
+
 def last_day_features(df: pd.DataFrame, splits: Splits) -> dict[str, np.ndarray]:
-    feats = scale_free(df[splits.columns]).to_numpy()
+    feats = scale_free(df[stored_columns(df, splits)]).to_numpy()
     return {b: feats[splits.block(b).ends] for b in ("train", "val", "test")}
 
 
@@ -109,11 +114,12 @@ def cache_key(df: pd.DataFrame, splits: Splits, *, evaluate_test: bool, seed: in
     blocks = ("train", "val", "test") if evaluate_test else ("train", "val")
     last = max(int(splits.block(b).ends.max()) for b in blocks if len(splits.block(b).ends))
     h = hashlib.sha256()
-    h.update(pd.util.hash_pandas_object(df[splits.columns].iloc[: last + 1]).to_numpy().tobytes())
+    cols = stored_columns(df, splits)
+    h.update(pd.util.hash_pandas_object(df[cols].iloc[: last + 1]).to_numpy().tobytes())
     for b in blocks:
         h.update(np.ascontiguousarray(splits.block(b).y).tobytes())
         h.update(np.ascontiguousarray(splits.block(b).ends).tobytes())
-    h.update(json.dumps([splits.columns, evaluate_test, seed, collapse_spread]).encode())
+    h.update(json.dumps([cols, evaluate_test, seed, collapse_spread]).encode())
     here = Path(__file__).parent
     for src in ("baselines.py", "metrics.py"):
         h.update((here / src).read_bytes())

@@ -37,7 +37,6 @@ class DataConfig:
 @dataclass
 class SplitConfig:
     context_len: int = 80  # trading days per input window
-    horizon: int = 1  # trading days ahead the label looks
     threshold: float = 0.01  # relative rise that makes a positive label
     label: str = "threshold"  # threshold (uses High) | close (uses Close)
     val_start: str | None = "2015-01-01"  # first day of the validation block (ISO date)
@@ -46,6 +45,9 @@ class SplitConfig:
     val_frac: float | None = None  # used when val_start/test_start are None: share of rows
     test_frac: float | None = None  # share of rows for the test block
     min_eval_windows: int = 250  # minimum windows in validation and in test
+    canary: str = "none"  # none | placebo (training and validation labels permuted) | leak
+    #                       (the future label as a feature): pipeline checks only, never a study
+    canary_seed: int = 0  # seed of the placebo's permutation
 
 
 @dataclass
@@ -128,9 +130,20 @@ class GuardConfig:
 @dataclass
 class FinalConfig:
     seeds: int = 3  # re-training seeds per selected configuration
+    first_seed: int = 1000  # seeds are first_seed, first_seed + 1, ...; never the search's seed
     top_k: int = 1  # best configurations re-trained per cell
-    bootstrap: int = 1000  # bootstrap resamples for intervals
-    walk_forward_folds: int = 0  # >0 also evaluates on K walk-forward folds
+    bootstrap: int = 1000  # block-bootstrap resamples for intervals
+    walk_forward_folds: int = 0  # >0 also evaluates on K walk-forward folds after validation
+
+
+@dataclass
+class AnalysisConfig:
+    min_budgets_with_c: int = 5  # fewer budgets: the pure power law, no asymptote c
+    max_bound_share: float = 0.1  # more bootstrap fits than this at a bound: "not identified"
+    meaningful_skill_per_decade: float = 0.01  # smaller |change of skill per decade of N|: no
+    #                                            practically meaningful scaling
+    n_axis: str = "non_embedding"  # non_embedding | total: the parameter count fits use
+    alpha: float = 0.05  # family-wise error rate of the conclusions (Holm over cells)
 
 
 @dataclass
@@ -145,6 +158,7 @@ class SweepConfig:
     search: SearchConfig = field(default_factory=SearchConfig)
     guards: GuardConfig = field(default_factory=GuardConfig)
     final: FinalConfig = field(default_factory=FinalConfig)
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
     jobs: int = 1  # cells run at once by make sweep (JOBS overrides)
     jobs_threads: int | None = None  # torch threads shared by parallel cells; None: all cores
     description: str = ""  # what the sweep is for
@@ -253,3 +267,19 @@ def validate_sweep(cfg: SweepConfig, where: Any = "sweep") -> None:
         raise ConfigError(f"{where}: search.n_trials: must be >= 1")
     if cfg.train.objective not in ("val_logloss", "val_auc"):
         raise ConfigError(f"{where}: train.objective: must be val_logloss or val_auc")
+    if cfg.final.seeds < 1:
+        raise ConfigError(f"{where}: final.seeds: must be >= 1")
+    final_seeds = range(cfg.final.first_seed, cfg.final.first_seed + cfg.final.seeds)
+    if cfg.train.seed in final_seeds:
+        raise ConfigError(f"{where}: final.first_seed: the final seeds "
+                          f"{list(final_seeds)} include the search seed train.seed = "
+                          f"{cfg.train.seed}; the final evaluation must re-train with new seeds")
+    if cfg.split.canary not in ("none", "placebo", "leak"):
+        raise ConfigError(f"{where}: split.canary: must be none, placebo or leak")
+    if cfg.analysis.n_axis not in ("non_embedding", "total"):
+        raise ConfigError(f"{where}: analysis.n_axis: must be non_embedding or total")
+    if not 0 < cfg.analysis.max_bound_share < 1:
+        raise ConfigError(f"{where}: analysis.max_bound_share: must lie in (0, 1)")
+    if cfg.analysis.min_budgets_with_c < 4:
+        raise ConfigError(f"{where}: analysis.min_budgets_with_c: a law with an asymptote has "
+                          f"3 parameters and needs at least 4 budgets (5 recommended)")

@@ -1,7 +1,9 @@
 """Processed datasets: features for one target, stored as parquet with a checksummed manifest.
 
 The processed manifest records, per dataset: id, feature set, target, sha256, rows, first/last date,
-warm-up rows dropped, the raw files' sha256s it came from, and the code version. Every read verifies
+warm-up rows dropped, the raw files' sha256s it came from, and the code version. Besides the
+features, a dataset holds the target's raw prices (``raw_open`` .. ``raw_close``), which labels are
+built from and which are never model inputs. Every read verifies
 the checksum, so a changed file is an error rather than a silent different study.
 """
 
@@ -22,6 +24,7 @@ from .provenance import (
     write_json,
 )
 from .sources import DataError, get_raw, parquet_bytes
+from .splits import RAW_PREFIX
 
 
 def dataset_path(name: str):
@@ -40,13 +43,21 @@ def build_dataset(cfg: DataConfig, refresh: bool = False) -> dict:
         raise DataError(f"target '{cfg.target}' is not among tickers {cfg.tickers}")
     bars, raw_sha = get_raw(cfg.source, cfg.tickers, cfg.csv_dir, cfg.start, cfg.end, refresh)
     frame, dropped = features.compute(cfg.feature_set, bars, cfg.target)
+    # raw prices for the labels, kept apart from the features (research rule 5): whatever
+    # scaling a feature set or a model applies, labels are built from these
+    raw = bars[cfg.target].reindex(frame.index)
+    for col in ("open", "high", "low", "close"):
+        if col in raw:
+            frame[f"{RAW_PREFIX}{col}"] = raw[col].to_numpy(dtype=float)
     frame = frame.reset_index()
     path = dataset_path(cfg.name)
     atomic_write_bytes(path, parquet_bytes(frame))
     entry = {
         "id": cfg.name, "path": paths.rel(path), "feature_set": cfg.feature_set,
         "target": cfg.target, "source": cfg.source, "sha256": sha256_file(path),
-        "rows": len(frame), "columns": [c for c in frame.columns if c != "date"],
+        "rows": len(frame),
+        "columns": [c for c in frame.columns if c != "date" and not c.startswith(RAW_PREFIX)],
+        "label_columns": [c for c in frame.columns if c.startswith(RAW_PREFIX)],
         "first_date": str(frame["date"].iloc[0].date()),
         "last_date": str(frame["date"].iloc[-1].date()), "warmup_rows_dropped": dropped,
         "raw_sha256": {t: raw_sha[t] for t in cfg.tickers}, "code": code_version(),

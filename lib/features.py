@@ -1,7 +1,7 @@
 """Indicator feature sets computed with TA-Lib, in a registry by name.
 
 ``a25`` is the original study's set: Open, High, Low, Close, Volume plus 20 indicators on the
-target's bars. Every indicator at day t uses bars up to t only (SCIENCE rule 7): TA-Lib's
+target's bars. Every indicator at day t uses bars up to t only (research rule 7): TA-Lib's
 indicators are causal, and the weekly indicators are computed on completed weekly bars (weeks
 starting Monday) shifted one week before being aligned to days, so a day sees only the previous
 full week.

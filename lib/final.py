@@ -1,16 +1,19 @@
-"""Final evaluation of a cell (SCIENCE rule 10): the selected configurations, re-trained with
-several seeds (early stopping on validation), evaluated ONCE on the untouched test block, beside
-baselines.
+"""Final evaluation of a cell (research rule 10): the selected configurations, re-trained with
+several NEW seeds (never the search's seed; early stopping on validation), evaluated once on the
+untouched test block, beside baselines.
 
 Selection uses only the study (validation); the test block is read here and nowhere in the search.
-Results go to ``final.json`` in the cell folder after every seed, so an interrupted evaluation
-resumes where it stopped.
+Intervals are block-bootstrap intervals over test days with the seeds resampled too
+(:mod:`lib.stats`): neighbouring labels share future days, so resampling single days would make
+them too narrow. The i.i.d. interval is kept beside it, labelled, for comparison. Every baseline is
+compared with the model by the same paired block bootstrap (AUC and log-loss differences); DeLong's
+test is a secondary column that assumes independence. Results go to ``final.json`` in the cell
+folder after every seed, so an interrupted evaluation resumes where it stopped.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 
 import numpy as np
 import optuna
@@ -18,47 +21,105 @@ import torch
 from optuna.trial import TrialState
 
 from . import dataset as ds
-from . import paths
+from . import paths, records
 from .baselines import cached_baselines
 from .config import SweepConfig
 from .metrics import evaluate, fast_metrics, sigmoid
 from .model import budget_grid
 from .provenance import now_iso, read_json, write_json
-from .search import Cell, arch_record, build, fit, open_storage, storage_url
+from .search import Cell, arch_record, base_model, build, fit, open_storage, storage_url
 from .splits import make_splits, walk_forward
-from .stats import delong
+from .stats import (
+    block_length,
+    bootstrap_p,
+    delong,
+    hierarchical,
+    percentile_ci,
+)
 from .trainer import predict_logits
 
-METRICS = ("auc", "logloss", "skill", "brier", "precision", "recall", "f1", "spread")
+METRICS = ("auc", "logloss", "skill", "skill_own", "brier", "precision", "recall", "f1",
+           "spread")
+COMPARED = ("auc", "logloss")  # paired differences model - baseline
+BASELINES = ("logreg", "hgb", "prior")
+
+
+def final_seeds(cfg: SweepConfig) -> list[int]:
+    """The re-training seeds: ``final.first_seed`` onwards, never the search's ``train.seed``
+    (the config loader refuses an overlap)."""
+    return list(range(cfg.final.first_seed, cfg.final.first_seed + cfg.final.seeds))
 
 
 def select(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
+    """The ``k`` best complete trials by the validation objective."""
     done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
     sign = 1 if study.direction == optuna.study.StudyDirection.MINIMIZE else -1
     return sorted(done, key=lambda t: sign * t.value)[:k]
 
 
+def _seed_mean(metric: str, base: float):
+    """stat for :func:`stats.hierarchical`: one metric, mean over the group's seeds."""
+    def stat(y, groups):
+        vals = [fast_metrics(y, p, base)[metric] for p in groups[0]]
+        return None if any(v is None for v in vals) else [float(np.mean(vals))]
+    return stat
+
+
+def _all_metrics(base: float):
+    def stat(y, groups):
+        per = [fast_metrics(y, p, base) for p in groups[0]]
+        vals = [[m[k] for m in per] for k in METRICS]
+        return None if any(v is None for vs in vals for v in vs) else [np.mean(v) for v in vals]
+    return stat
+
+
 def aggregate(y: np.ndarray, probs: list[np.ndarray], base: float, resamples: int,
-              seed: int = 0) -> dict:
-    """Mean and sd over seeds; bootstrap 95% intervals over test windows of the seed-mean."""
+              block: int, seed: int = 0) -> dict:
+    """Per metric: mean and sd over seeds, the 95% interval of the seed-mean from the
+    hierarchical block bootstrap (days in blocks, seeds with replacement) and, for comparison
+    only, the i.i.d. interval over single days with fixed seeds."""
     per_seed = [evaluate(y, p, base) for p in probs]
-    rng = np.random.default_rng(seed)
-    boot = {k: [] for k in METRICS}
-    for _ in range(resamples):
-        idx = rng.integers(0, len(y), len(y))
-        if len(np.unique(y[idx])) < 2:
-            continue
-        ms = [fast_metrics(y[idx], p[idx], base) for p in probs]
-        for k in METRICS:
-            boot[k].append(float(np.mean([m[k] for m in ms])))
+    block_draws = hierarchical(y, [probs], _all_metrics(base), block, resamples, seed)
+    iid_draws = hierarchical(y, [probs], _all_metrics(base), 1, resamples, seed, iid=True)
     out = {}
-    for key in METRICS:
+    for i, key in enumerate(METRICS):
         vals = [m[key] for m in per_seed if m[key] is not None]
-        ci = np.percentile(boot[key], [2.5, 97.5]).tolist() if boot[key] else [None, None]
         out[key] = {"mean": float(np.mean(vals)) if vals else None,
                     "sd": float(np.std(vals, ddof=1)) if len(vals) > 1 else None,
-                    "ci95": ci, "n_seeds": len(vals), "n_resamples": len(boot[key])}
+                    "ci95": percentile_ci(block_draws[:, i]) if len(block_draws) else [None, None],
+                    "ci95_iid": percentile_ci(iid_draws[:, i]) if len(iid_draws) else
+                    [None, None],
+                    "n_seeds": len(vals), "n_resamples": int(len(block_draws))}
     out["collapsed_any"] = any(m["collapsed"] for m in per_seed)
+    return out
+
+
+def compare(y: np.ndarray, probs: list[np.ndarray], p_base: np.ndarray, base: float,
+            resamples: int, block: int, seed: int = 0) -> dict:
+    """Model (per-seed probabilities) against one baseline, paired on the same resampled days:
+    differences model - baseline in AUC and log loss with 95% intervals and bootstrap p-values,
+    and DeLong's test on the seed-mean probabilities (assumes independence)."""
+    def stat(yb, groups):
+        model = [fast_metrics(yb, p, base) for p in groups[0]]
+        ref = fast_metrics(yb, groups[1][0], base)
+        out = []
+        for k in COMPARED:
+            if ref[k] is None or any(m[k] is None for m in model):
+                return None
+            out.append(float(np.mean([m[k] for m in model])) - ref[k])
+        return out
+
+    est = stat(np.asarray(y), [np.asarray(probs), np.asarray([p_base])])
+    draws = hierarchical(y, [probs, [p_base]], stat, block, resamples, seed)
+    out = {}
+    for i, k in enumerate(COMPARED):
+        d = draws[:, i] if len(draws) else np.zeros(0)
+        out[f"{k}_diff"] = {"estimate": est[i] if est else None, "ci95": percentile_ci(d),
+                            "p_value": bootstrap_p(est[i], d) if est else None,
+                            "n_resamples": int(len(d))}
+    out["delong_iid"] = delong(y, np.mean(probs, axis=0), p_base)
+    out["method"] = ("paired hierarchical block bootstrap (same resampled days for both; model "
+                     "seeds resampled); p-value from the centred bootstrap distribution")
     return out
 
 
@@ -66,6 +127,21 @@ def test_probabilities(model, splits) -> np.ndarray:
     """The selected model's probabilities on the test block: the one place the test is read."""
     X = torch.as_tensor(splits.test.X, device=next(model.parameters()).device)
     return sigmoid(predict_logits(model, X).cpu())
+
+
+def _interval(y, entry, baselines, horizon, resamples) -> dict:
+    """Block length for this cell: from the labels, the best configuration's per-day log loss
+    and its per-day log-loss difference to every baseline."""
+    p = np.clip(np.mean([np.asarray(s["p_test"]) for s in entry["seeds"].values()], axis=0),
+                1e-7, 1 - 1e-7)
+
+    def day_loss(q):
+        q = np.clip(np.asarray(q, dtype=float), 1e-7, 1 - 1e-7)
+        return -(y * np.log(q) + (1 - y) * np.log1p(-q))
+
+    series = [y.astype(float), day_loss(p)] + [day_loss(p) - day_loss(b["p_test"])
+                                               for k, b in baselines.items() if k != "prior"]
+    return dict(block_length(horizon, series), resamples=resamples)
 
 
 def run_final(cell: Cell, cfg: SweepConfig, threads: int | None = None) -> dict:
@@ -76,24 +152,30 @@ def run_final(cell: Cell, cfg: SweepConfig, threads: int | None = None) -> dict:
     chosen = select(study, cfg.final.top_k)
     if not chosen:
         raise RuntimeError(f"{cell.id}: no complete trial to evaluate")
+    seeds = final_seeds(cfg)
+    if state.get("seeds") != seeds:  # another seed list (or an older file): start again
+        state = {}
     df, manifest = ds.load_dataset(cfg.data.name)
     splits = make_splits(df, cfg.split, horizon=cell.horizon)
     base = float(splits.train.y.mean())
     y_test = splits.test.y
-    grid = {a.id: a for a in budget_grid(cell.budget, replace(
-        cfg.model, context_len=cfg.split.context_len, n_features=len(splits.columns)), cfg.grid)}
-    state.update({"cell": cell.as_dict(), "n_trials_searched": sum(
-        t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-        for t in study.get_trials(deepcopy=False)), "seeds": cfg.final.seeds,
-        "dataset": {"id": cfg.data.name, "sha256": manifest["sha256"]},
-        "split": splits.stats.to_dict(), "complete": False})
+    grid = {a.id: a for a in budget_grid(cell.budget, base_model(cfg, len(splits.columns)),
+                                         cfg.grid)}
+    counts = records.counts(study.get_trials(deepcopy=False))
+    state.update({"cell": cell.as_dict(), "n_trials_searched": counts["finished"],
+                  "effort": records.effort(study), "seeds": seeds,
+                  "search_seed": cfg.train.seed,
+                  "seeds_differ_from_search_seed": cfg.train.seed not in seeds,
+                  "dataset": {"id": cfg.data.name, "sha256": manifest["sha256"],
+                              "feature_set": manifest.get("feature_set")},
+                  "split": splits.stats.to_dict(), "complete": False})
     runs = state.setdefault("configs", {})
     for rank, t in enumerate(chosen):
         entry = runs.setdefault(str(t.number), {"rank": rank, "trial": t.number,
                                                 "val_objective": t.value, "params": t.params,
                                                 "seeds": {}})
         arch = grid[t.params["arch"]]
-        for seed in range(cfg.final.seeds):
+        for seed in seeds:
             if str(seed) in entry["seeds"]:
                 continue
             model, mcfg = build(cfg, splits, arch, t.params, seed)
@@ -107,31 +189,42 @@ def run_final(cell: Cell, cfg: SweepConfig, threads: int | None = None) -> dict:
                                          "learning_curve": result.curve}
             state["updated"] = now_iso()
             write_json(path, state)
-        probs = [np.asarray(s["p_test"]) for s in entry["seeds"].values()]
-        entry["aggregate"] = aggregate(y_test, probs, base, cfg.final.bootstrap)
+        vals = [s["val"] for s in entry["seeds"].values()]
+        entry["val_mean"] = {k: float(np.mean([v[k] for v in vals])) for k in
+                             ("logloss", "auc", "skill", "skill_own") if all(
+                                 v.get(k) is not None for v in vals)}
     if "baselines" not in state:
         b = cached_baselines(df, splits, paths.BASELINE_CACHE, evaluate_test=True,
                              seed=cfg.train.seed)
         state["baselines"] = {k: {"params": v["params"], "val": v["val"], "test": v["test"],
                                   "p_test": np.asarray(v["p_test"]).tolist()} for k, v in b.items()}
     best = runs[str(chosen[0].number)]
-    p_model = np.mean([np.asarray(s["p_test"]) for s in best["seeds"].values()], axis=0)
-    p_lr = np.asarray(state["baselines"]["logreg"]["p_test"])
-    state["vs_logreg"] = dict(delong(y_test, p_model, p_lr), method="DeLong, seed-mean "
-                              "probabilities of the best configuration vs logistic regression")
+    interval = _interval(y_test, best, state["baselines"], cell.horizon, cfg.final.bootstrap)
+    state["interval"] = interval
+    for entry in runs.values():
+        probs = [np.asarray(s["p_test"]) for s in entry["seeds"].values()]
+        entry["aggregate"] = aggregate(y_test, probs, base, cfg.final.bootstrap,
+                                       interval["block_length"])
+    probs = [np.asarray(s["p_test"]) for s in best["seeds"].values()]
+    state["comparisons"] = {k: compare(y_test, probs, np.asarray(state["baselines"][k]["p_test"]),
+                                       base, cfg.final.bootstrap, interval["block_length"])
+                            for k in BASELINES}
+    state.pop("vs_logreg", None)
     state["y_test"] = y_test.astype(int).tolist()
+    state["test_dates"] = [str(d.date()) for d in splits.test.dates]
     state["base_rate"] = base
     if cfg.final.walk_forward_folds > 0 and "walk_forward" not in state:
         folds = []
         for k, sp in enumerate(walk_forward(df, cfg.split, cfg.final.walk_forward_folds,
                                             horizon=cell.horizon)):
-            model, _ = build(cfg, sp, grid[chosen[0].params["arch"]], chosen[0].params, 0)
-            fit(cfg, sp, model, chosen[0].params, 0, threads)
+            model, _ = build(cfg, sp, grid[chosen[0].params["arch"]], chosen[0].params, seeds[0])
+            fit(cfg, sp, model, chosen[0].params, seeds[0], threads)
             p = test_probabilities(model, sp)
-            folds.append({"fold": k, "split": sp.stats.to_dict(),
+            folds.append({"fold": k, "seed": seeds[0], "split": sp.stats.to_dict(),
                           "test": evaluate(sp.test.y, p, float(sp.train.y.mean()))})
         state["walk_forward"] = folds
     state["complete"] = True
     state["updated"] = now_iso()
     write_json(path, state)
     return state
+

@@ -1,7 +1,11 @@
 """Evaluation metrics from scikit-learn, and the one place logits become probabilities.
 
-Every evaluation records the base-rate log loss and the skill 1 - logloss/logloss_base (SCIENCE rule
-11) and the spread of predicted probabilities with a collapse flag (rule 12).
+Every evaluation records the base-rate log loss and the skill 1 - logloss/logloss_base (research
+rule 11) and the spread of predicted probabilities with a collapse flag (rule 12). Skill comes
+twice (rule 20): against the training block's positive rate (``skill``: what a forecaster knew in
+advance) and against the evaluated block's own rate (``skill_own``: drift-aware). When the positive
+rate drifts between blocks, a model can earn ``skill`` merely by matching the new rate;
+``skill_own`` removes that, so horizons are compared on it.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from sklearn import metrics as skm
 
 
 def sigmoid(logits: torch.Tensor | np.ndarray) -> np.ndarray:
-    """The single sigmoid of the workbench (SCIENCE rule 8): logits -> probabilities."""
+    """The single sigmoid of the workbench (research rule 8): logits -> probabilities."""
     t = torch.as_tensor(logits, dtype=torch.float64)
     return torch.sigmoid(t).numpy()
 
@@ -34,12 +38,14 @@ def evaluate(y: np.ndarray, p: np.ndarray, base_rate: float, collapse_spread: fl
     pred = (p >= 0.5).astype(int)
     ll = float(skm.log_loss(y, p, labels=[0, 1]))
     ll0 = base_logloss(y, base_rate)
+    ll_own = base_logloss(y, float(y.mean()))
     both = len(np.unique(y)) == 2
     p5, p50, p95 = (float(v) for v in np.percentile(p, [5, 50, 95]))
     tn, fp, fn, tp = skm.confusion_matrix(y, pred, labels=[0, 1]).ravel()
     return {
         "n": int(len(y)), "positive_rate": float(y.mean()), "base_rate": float(base_rate),
         "logloss": ll, "logloss_base": ll0, "skill": 1 - ll / ll0 if ll0 > 0 else None,
+        "logloss_base_own": ll_own, "skill_own": 1 - ll / ll_own if ll_own > 0 else None,
         "auc": float(skm.roc_auc_score(y, p)) if both else None,
         "brier": float(skm.brier_score_loss(y, p)),
         "accuracy": float(skm.accuracy_score(y, pred)),
@@ -53,10 +59,10 @@ def evaluate(y: np.ndarray, p: np.ndarray, base_rate: float, collapse_spread: fl
 
 
 def fast_metrics(y: np.ndarray, p: np.ndarray, base_rate: float) -> dict:
-    """AUC, log loss, skill, Brier, precision, recall, F1 and spread exactly as :func:`evaluate`
-    computes them, in plain numpy, for bootstrap loops: scikit-learn's input validation made each
-    call ~20 ms, so a 300-resample interval cost 30 s per cell (bench/NOTES.md). A test holds the
-    two functions equal."""
+    """AUC, log loss, both skills, Brier, precision, recall, F1 and spread exactly as
+    :func:`evaluate` computes them, in plain numpy, for bootstrap loops: scikit-learn's input
+    validation made each call ~20 ms, so a 300-resample interval cost 30 s per cell
+    (bench/NOTES.md). A test holds the two functions equal."""
     from scipy.stats import rankdata
 
     y = np.asarray(y, dtype=int)
@@ -65,6 +71,8 @@ def fast_metrics(y: np.ndarray, p: np.ndarray, base_rate: float) -> dict:
     b = float(np.clip(base_rate, 1e-7, 1 - 1e-7))
     ll0 = float(-np.mean(np.where(y == 1, math.log(b), math.log1p(-b))))
     n_pos = int(y.sum())
+    own = min(max(n_pos / len(y), 1e-7), 1 - 1e-7)
+    ll_own = -(n_pos * math.log(own) + (len(y) - n_pos) * math.log1p(-own)) / len(y)
     n_neg = len(y) - n_pos
     auc = None
     if n_pos and n_neg:  # Mann-Whitney U with average ranks for ties = the ROC area
@@ -76,6 +84,7 @@ def fast_metrics(y: np.ndarray, p: np.ndarray, base_rate: float) -> dict:
     fn = n_pos - tp
     p5, p95 = np.percentile(p, [5, 95])
     return {"auc": auc, "logloss": ll, "skill": 1 - ll / ll0 if ll0 > 0 else None,
+            "skill_own": 1 - ll / ll_own if ll_own > 0 else None,
             "brier": float(np.mean((p - y) ** 2)),
             "precision": tp / (tp + fp) if tp + fp else 0.0,
             "recall": tp / n_pos if n_pos else 0.0,

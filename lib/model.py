@@ -11,7 +11,7 @@ References:
 
 Two tokenizers: ``mixed`` (one token per patch across all features; cheap) and ``independent``
 (one shared backbone per feature channel; the head reads every channel). The model returns ONE
-LOGIT per sample; probabilities are computed elsewhere, with one sigmoid (SCIENCE rule 8).
+LOGIT per sample; probabilities are computed elsewhere, with one sigmoid (research rule 8).
 """
 
 from __future__ import annotations
@@ -126,7 +126,12 @@ class PatchTST(nn.Module):
 
 
 def count_params(cfg: ModelConfig) -> dict[str, int]:
-    """Exact parameter count, equal to ``sum(p.numel())``; split as embedding/encoder/head."""
+    """Exact parameter count, equal to ``sum(p.numel())``; split as embedding/encoder/head.
+
+    ``non_embedding`` = encoder + head: everything after the input embedding (input projection,
+    positional embedding, normalisation weights), the count scaling laws use (Kaplan et al. 2020):
+    the embedding is 60-70% of a 10k model and ~10% of a 320k one, so counting it bends the
+    exponent."""
     d, ff, c, n = cfg.d_model, cfg.d_ff, cfg.n_features, n_patches(cfg)
     in_dim = cfg.patch_len * (c if cfg.tokenizer == "mixed" else 1)
     embedding = (2 * c if cfg.revin else 0) + in_dim * d + d + n * d
@@ -134,11 +139,24 @@ def count_params(cfg: ModelConfig) -> dict[str, int]:
     encoder = cfg.n_layers * per_layer + 2 * d  # + final LayerNorm
     head = (c if cfg.tokenizer == "independent" else 1) * n * d + 1
     return {"embedding": embedding, "encoder": encoder, "head": head,
-            "total": embedding + encoder + head}
+            "non_embedding": encoder + head, "total": embedding + encoder + head}
+
+
+EMBEDDING_MODULES = ("revin", "embed", "pos")  # what count_params calls the embedding
 
 
 def measured_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def measured_breakdown(model: nn.Module) -> dict[str, int]:
+    """``sum(p.numel())`` of the whole model and of its non-embedding part, by parameter name."""
+    total = embedding = 0
+    for name, p in model.named_parameters():
+        total += p.numel()
+        if name.split(".")[0] in EMBEDDING_MODULES:
+            embedding += p.numel()
+    return {"measured": total, "measured_non_embedding": total - embedding}
 
 
 def flops_per_sample(cfg: ModelConfig, training: bool = True, attention: bool = True) -> float:
@@ -248,6 +266,9 @@ class Arch:
                        d_ff=self.d_ff)
 
 
+HEAD_DIM = 16  # preferred width of one attention head when a grid is trimmed
+
+
 class BudgetError(ValueError):
     """No architecture of the grid fits the budget's tolerance."""
 
@@ -281,15 +302,21 @@ def budget_grid(budget: str | int, base: ModelConfig, grid: GridConfig) -> list[
                           f"+/-{grid.tolerance:.0%}); nearest: {names}")
     fits.sort(key=lambda a: (abs(a.n_params - target), a.id))
     if len(fits) > grid.max_candidates:
-        # heads do not change the count: take one head choice of every shape before a second one
+        # heads do not change the count: take one head choice of every shape before a second
+        # one, first the one whose head width is closest to HEAD_DIM (ties: more heads)
         rank: dict[tuple, int] = {}
         order = []
-        for a in fits:
+        for a in sorted(fits, key=lambda a: (abs(math.log(a.d_model / a.n_heads / HEAD_DIM)),
+                                             -a.n_heads)):
             shape = (a.d_model, a.n_layers, a.d_ff)
             rank[shape] = rank.get(shape, -1) + 1
             order.append((rank[shape], abs(a.n_params - target), a.id, a))
-        keep = {a.id: a for a in extremes(fits)}
-        for *_, a in sorted(order, key=lambda r: r[:3]):
+        order.sort(key=lambda r: r[:3])
+        keep: dict[str, Arch] = {}
+        for a in extremes([r[3] for r in order if r[0] == 0]):  # first, up to the limit
+            if len(keep) < grid.max_candidates:
+                keep.setdefault(a.id, a)
+        for *_, a in order:
             if len(keep) >= grid.max_candidates:
                 break
             keep.setdefault(a.id, a)

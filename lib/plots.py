@@ -112,3 +112,61 @@ def objective_by_arch(trials: pd.DataFrame, objective: str = "objective") -> plt
         ax.tick_params(axis="x", rotation=45)
     ax.set_title("Objective by architecture")
     return fig
+
+
+def scaling_curves(fits: dict, measure_label: str, n_label: str) -> plt.Figure:
+    """Per horizon: the measure at each budget, the fitted law with its 95% bootstrap band where
+    the fit is identified, and the prediction at the next budget."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    lows, highs = [], []
+    for h, e in fits.items():
+        N, L = np.array(e["N"]), np.array(e["L"])
+        (line,) = ax.plot(N, L, "o", label=f"h={h}")
+        lows.append(L.min())
+        highs.append(L.max())
+        f = e.get("fit")
+        if not f or not f["verdict"]["identified"]:
+            ax.plot(N, L, ":", color=line.get_color(), lw=0.8)
+            continue
+        xs = np.geomspace(N.min(), e["next_N"], 50)
+        ax.plot(xs, f["a"] * xs ** -f["alpha"] + f["c"], "-", color=line.get_color(),
+                label=f"h={h} fit, alpha {f['alpha']:.3f}")
+        band = f["ci"].get("band")
+        if band:
+            ax.fill_between(band["N"], band["lo"], band["hi"], color=line.get_color(), alpha=0.15)
+        lo, hi = f["ci"].get("pred_next_ci95", [None, None])
+        if lo is not None:
+            ax.errorbar([e["next_N"]], [f["pred_next"]],
+                        yerr=[[f["pred_next"] - lo], [hi - f["pred_next"]]], fmt="x",
+                        color=line.get_color(), capsize=4)
+    if lows:
+        ax.set_ylim(0.97 * min(lows), 1.03 * max(highs))  # a wild extrapolation band is clipped
+    ax.set_xscale("log")
+    ax.set_xlabel(f"measured {n_label}")
+    ax.set_ylabel(measure_label)
+    ax.set_title("Error against size (one point per budget, mean over seeds); a line only "
+                 "where the law is identified", fontsize=9)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def skill_by_horizon(results: pd.DataFrame, column: str = "test_skill_own") -> plt.Figure:
+    """Test skill with 95% block-bootstrap intervals against non-embedding parameters, one line
+    per horizon, logistic regression dotted."""
+    fig, ax = plt.subplots(figsize=(7.5, 4))
+    for h, g in results.groupby("horizon"):
+        pairs = zip(g[column], g[f"{column}_ci"], strict=True)
+        err = np.array([[s - ci[0], ci[1] - s] for s, ci in pairs]).T
+        (line,) = ax.plot([], [])
+        ax.errorbar(g["n_non_embedding"], g[column], yerr=err, fmt="o-", capsize=3,
+                    color=line.get_color(), label=f"h={h} transformer")
+        base = "logreg_skill_own" if column == "test_skill_own" else "logreg_skill"
+        ax.plot(g["n_non_embedding"], g[base], ":", color=line.get_color(),
+                label=f"h={h} logistic regression")
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("measured non-embedding parameters")
+    ax.set_ylabel("drift-aware skill" if column == "test_skill_own" else "skill (train rate)")
+    ax.set_title("Test skill per budget and horizon (95% block-bootstrap intervals)", fontsize=9)
+    ax.legend(fontsize=7, ncol=2)
+    return fig

@@ -1,4 +1,4 @@
-"""Checksums, atomic writes and provenance (SCIENCE rule 16).
+"""Checksums, atomic writes and provenance (research rule 16).
 
 Every file the workbench writes goes through :func:`atomic_write_bytes` (temporary file in the same
 folder, fsync, rename), so a crash leaves either the old file or the new one, never a torn one.
@@ -114,14 +114,18 @@ def package_versions(names=TRACKED_PACKAGES) -> dict[str, str | None]:
 
 
 def code_version(root: Path | None = None) -> dict[str, Any]:
-    """Git commit and dirty flag of the working tree; ``None`` values with a reason outside git."""
-    root = Path(root or paths.ROOT)
+    """Git commit and dirty flag of the CODE (``paths.CODE_ROOT``, not the data root that
+    ``WORKBENCH_ROOT`` moves); ``None`` values with a reason outside git. Untracked files that git
+    does not ignore count as dirty: a new module changes what runs as much as an edited one."""
+    root = Path(root or paths.CODE_ROOT)
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
                                 text=True, check=True, timeout=10).stdout.strip()
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                                capture_output=True, text=True, check=True, timeout=10).stdout
-        return {"commit": commit, "dirty": bool(status.strip())}
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=normal"],
+                                cwd=root, capture_output=True, text=True, check=True,
+                                timeout=10).stdout
+        changed = [line[3:] for line in status.splitlines() if line.strip()]
+        return {"commit": commit, "dirty": bool(changed), "changed": changed[:20]}
     except (OSError, subprocess.SubprocessError) as e:
         return {"commit": None, "dirty": None, "reason": f"git unavailable: {e}"}
 

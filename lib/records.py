@@ -27,6 +27,18 @@ def is_surplus(t: FrozenTrial) -> bool:
     return bool(t.user_attrs.get("surplus"))
 
 
+def is_probe(t: FrozenTrial) -> bool:
+    """An enqueued architecture probe (extremes, default): extra effort, not a sampled trial."""
+    return bool(t.user_attrs.get("enqueued"))
+
+
+def target(study: optuna.Study, n_trials: int | None = None) -> int:
+    """Finished trials a cell needs: ``n_trials`` SAMPLED trials (equal for every budget) plus
+    every enqueued probe, which is extra and differs between budgets."""
+    sampled = study.user_attrs.get("n_trials", n_trials)
+    return int(sampled or 0) + len(study.user_attrs.get("enqueued") or [])
+
+
 def counts_done(t: FrozenTrial) -> bool:
     """A trial that counts towards the cell's target: complete, pruned, or failed by the objective
     (diverged); not a trial killed with its worker (retried instead) nor a surplus one."""
@@ -37,8 +49,10 @@ def counts_done(t: FrozenTrial) -> bool:
 
 def counts(trials: list[FrozenTrial]) -> dict[str, int]:
     c = {"complete": 0, "pruned": 0, "failed": 0, "running": 0, "waiting": 0, "retried": 0,
-         "surplus": 0}
+         "surplus": 0, "sampled": 0, "enqueued": 0}
     for t in trials:
+        if counts_done(t):
+            c["enqueued" if is_probe(t) else "sampled"] += 1
         if is_surplus(t):
             c["surplus"] += 1
         elif t.state == TrialState.COMPLETE:
@@ -69,6 +83,21 @@ def trial_record(t: FrozenTrial, cell: dict) -> dict:
     return rec
 
 
+def effort(study: optuna.Study) -> dict:
+    """Search effort of a cell: trials sampled and enqueued, pruned and failed, epochs trained and
+    seconds, counted over the trials that count towards the target."""
+    done = [t for t in study.get_trials(deepcopy=False) if counts_done(t)]
+    recs = [t.user_attrs.get("record") or {} for t in done]
+    return {"sampled": sum(not is_probe(t) for t in done),
+            "enqueued": sum(is_probe(t) for t in done),
+            "pruned": sum(t.state == TrialState.PRUNED for t in done),
+            "failed": sum(t.state == TrialState.FAIL for t in done),
+            "epochs_trained": int(sum(len(r.get("learning_curve") or []) for r in recs)),
+            "trial_seconds": float(sum(r.get("seconds") or 0.0 for r in recs)),
+            "target_sampled": study.user_attrs.get("n_trials"),
+            "architectures_offered": len(study.user_attrs.get("architectures") or [])}
+
+
 def trial_path(cell_dir: Path, number: int) -> Path:
     return Path(cell_dir) / "trials" / f"trial_{number:04d}.json"
 
@@ -77,7 +106,8 @@ def _brief(t: FrozenTrial) -> dict:
     rec = t.user_attrs.get("record", {})
     val = rec.get("val") or {}
     return {"number": t.number, "state": t.state.name, "objective": t.value,
-            "arch": t.params.get("arch"), "n_params": (rec.get("n_params") or {}).get("total"),
+            "enqueued": is_probe(t), "arch": t.params.get("arch"),
+            "n_params": (rec.get("n_params") or {}).get("total"),
             "params": t.params, "best_epoch": rec.get("best_epoch"), "val_auc": val.get("auc"),
             "val_logloss": val.get("logloss"), "val_skill": val.get("skill"),
             "collapsed": val.get("collapsed"), "seconds": rec.get("seconds"),
@@ -103,8 +133,8 @@ def write_best_and_all(cell_dir: Path, study: optuna.Study, cell: dict) -> None:
         "best_trial": best.number if best else None, "params": best.params if best else None,
         "architecture": (best.user_attrs.get("record") or {}).get("arch") if best else None,
         "n_params": ((best.user_attrs.get("record") or {}).get("n_params")) if best else None,
-        "counts": counts(trials), "target": study.user_attrs.get("n_trials"),
-        "updated": now_iso()})
+        "counts": counts(trials), "target": target(study),
+        "target_sampled": study.user_attrs.get("n_trials"), "updated": now_iso()})
     rest = [t for t in finished if t.state != TrialState.COMPLETE]
     write_json(Path(cell_dir) / "all_trials.json", {
         "cell": cell, "direction": study.direction.name,
@@ -130,6 +160,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
         rec = t.user_attrs.get("record", {})
         arch = rec.get("arch") or {}
         rows.append({"number": t.number, "state": t.state.name, "objective": t.value,
+                     "enqueued": is_probe(t), "epochs": len(rec.get("learning_curve") or []),
                      "arch": t.params.get("arch"), "d_model": arch.get("d_model"),
                      "n_layers": arch.get("n_layers"), "n_heads": arch.get("n_heads"),
                      "n_params": (rec.get("n_params") or {}).get("total"),
@@ -153,7 +184,8 @@ def study_summary(cell_dir: Path, study: optuna.Study, cell: dict,
     df = trials_frame(study)
     comp = df[df["state"] == "COMPLETE"] if len(df) else df
     trials = study.get_trials(deepcopy=False)
-    out = {"cell": cell, "counts": counts(trials), "target": study.user_attrs.get("n_trials"),
+    out = {"cell": cell, "counts": counts(trials), "target": target(study),
+           "target_sampled": study.user_attrs.get("n_trials"), "effort": effort(study),
            "direction": study.direction.name, "provenance": study.user_attrs.get("provenance"),
            "sampler": study.user_attrs.get("sampler"), "pruner": study.user_attrs.get("pruner"),
            "generated": now_iso()}
@@ -202,8 +234,10 @@ def study_summary(cell_dir: Path, study: optuna.Study, cell: dict,
 def summary_markdown(s: dict, df: pd.DataFrame) -> str:
     c = s["counts"]
     lines = [f"# Study summary: {s['cell'].get('id')}", "",
-             f"Target {s['target']} finished trials; complete {c['complete']}, pruned "
-             f"{c['pruned']}, failed {c['failed']} (retried {c['retried']}).", ""]
+             f"Target {s['target']} finished trials ({s.get('target_sampled')} sampled + the "
+             f"enqueued probes); sampled {c['sampled']}, enqueued {c['enqueued']}; complete "
+             f"{c['complete']}, pruned {c['pruned']}, failed {c['failed']} (retried "
+             f"{c['retried']}).", ""]
     if "best" in s:
         b = s["best"]
         cm = b["confusion"] or {}

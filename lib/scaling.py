@@ -1,10 +1,18 @@
-"""Scaling-law fits (SCIENCE rule 15): L(N) = a * N^(-alpha) + c against MEASURED parameter counts.
+"""Scaling-law fits (research rule 15): L(N) = a * N^(-alpha) + c against MEASURED parameter counts.
 
-Fitted robustly (Huber loss on log residuals, several starting points, scipy ``least_squares``);
-the pure power law a * N^(-alpha) is used where too few budgets exist to support c (fewer than 4).
-Intervals come from a bootstrap over test windows and seeds; when the interval for alpha includes 0
-the conclusion is that there is no evidence of scaling. alpha may come out negative (error growing
-with size): that is reported as it is.
+Fitted robustly as Besiroglu et al. (2024, "Chinchilla scaling: a replication attempt"): Huber loss
+on log residuals with a small delta, a grid of starting points, then a bounded refinement (scipy
+``least_squares``). The form with the asymptote c needs at least ``min_budgets_with_c`` distinct
+budgets (5 by default: three parameters on four points are not identified); with fewer, the pure
+power law a * N^(-alpha).
+
+A fit is IDENTIFIED only when neither the estimate nor more than ``max_bound_share`` of the
+bootstrap fits sit on a bound of the parameter space (|alpha| = 3, the amplitude's limits, or c at
+the smallest observed loss, where the power term vanishes). An unidentified fit prints no exponent
+as a result. Beside the law, an effect size that needs no law: the least-squares change of the
+measure per decade of N, with its bootstrap interval; below a threshold set in the sweep file the
+verdict is "no practically meaningful scaling". alpha may come out negative (error growing with
+size): that is reported as it is.
 """
 
 from __future__ import annotations
@@ -14,30 +22,36 @@ import os
 import numpy as np
 from scipy.optimize import least_squares
 
-MIN_POINTS_WITH_C = 4
-HUBER_SCALE = 0.05  # log-residual beyond which the loss is linear (robust to an outlier)
+HUBER_DELTA = 1e-3  # log-residual beyond which the loss is linear (Besiroglu et al. use 1e-3)
 ALPHA_BOUND = 3.0  # |alpha| beyond this is not a scaling law anyone would fit
+AMPLITUDE_BOUND = 30.0  # |log amplitude at the smallest N|
+BOUND_TOL = 1e-3  # a parameter this close to a bound counts as sitting on it
 
 
 def law(N, a, alpha, c=0.0):
     return a * np.power(np.asarray(N, dtype=float), -alpha) + c
 
 
-def fit_law(N, L, with_c: bool | None = None) -> dict:
-    """Fit the law to points (N, L), L > 0; returns a, alpha, c, form and the fit's loss."""
+def fit_law(N, L, with_c: bool) -> dict:
+    """Fit the law to points (N, L), L > 0.
+
+    Returns a, alpha, c, form, the fit's loss, and ``at_bound``: the parameters that ended on a
+    bound (an empty list for an interior, identified optimum).
+    """
     N, L = np.asarray(N, dtype=float), np.asarray(L, dtype=float)
     if len(N) < 2 or len(np.unique(N)) < 2:
         raise ValueError(f"a scaling fit needs at least 2 distinct parameter counts, got {len(N)}")
     if (L <= 0).any() or not np.isfinite(L).all():
         raise ValueError("error measure must be positive and finite")
-    with_c = len(np.unique(N)) >= MIN_POINTS_WITH_C if with_c is None else with_c
-    x = np.log(N / N.min())  # scale-free abscissa: a is the error at the smallest model
+    if with_c and len(np.unique(N)) < 4:
+        raise ValueError(f"the law with an asymptote has 3 parameters; {len(np.unique(N))} "
+                         f"points cannot determine it")
+    x = np.log(N / N.min())  # scale-free abscissa: the amplitude is the power term at min N
 
     def resid(theta):
         la, alpha = theta[0], theta[1]
         c = np.exp(theta[2]) if with_c else 0.0
-        pred = np.exp(la - alpha * x) + c
-        return np.log(pred) - np.log(L)
+        return np.log(np.exp(la - alpha * x) + c) - np.log(L)
 
     def jac(theta):  # analytic: finite differences took a third of each fit's time
         la, alpha = theta[0], theta[1]
@@ -47,41 +61,52 @@ def fit_law(N, L, with_c: bool | None = None) -> dict:
         cols = [power / pred, -x * power / pred] + ([c / pred] if with_c else [])
         return np.stack(cols, axis=1)
 
-    # theta = [log of the power-law part at the smallest N, alpha, log c]. A vectorised grid over
-    # (alpha, c) with the amplitude in closed form gives the start; one bounded refinement follows.
-    # alpha is bounded, so an unidentifiable (flat) case ends at a wide, honest interval.
-    la0, alpha0, c0 = _grid_start(x, L, with_c)
-    lo = [-30.0, -ALPHA_BOUND] + ([np.log(L.min()) - 30] if with_c else [])
-    hi = [30.0, ALPHA_BOUND] + ([np.log(L.max())] if with_c else [])
-    theta0 = [la0, alpha0] + ([np.log(max(c0, L.min() * 1e-9))] if with_c else [])
-    theta0 = np.clip(theta0, np.array(lo) + 1e-9, np.array(hi) - 1e-9)
-    best = least_squares(resid, theta0, jac=jac, bounds=(lo, hi), loss="huber",
-                         f_scale=HUBER_SCALE, max_nfev=200)
+    lo = [-AMPLITUDE_BOUND, -ALPHA_BOUND] + ([np.log(L.min()) - AMPLITUDE_BOUND] if with_c else [])
+    hi = [AMPLITUDE_BOUND, ALPHA_BOUND] + ([np.log(L.min())] if with_c else [])
+    best = None
+    # the best point of a fine grid over (alpha, c), the amplitude in closed form for each, then
+    # one bounded refinement: a flat valley no longer costs hundreds of evaluations per fit
+    for start in _grid_starts(x, L, with_c, keep=1):
+        theta0 = np.clip(start, np.array(lo) + 1e-6, np.array(hi) - 1e-6)
+        r = least_squares(resid, theta0, jac=jac, bounds=(lo, hi), loss="huber",
+                          f_scale=HUBER_DELTA, max_nfev=60)
+        if best is None or r.cost < best.cost:
+            best = r
     la, alpha = best.x[0], best.x[1]
     c = float(np.exp(best.x[2])) if with_c else 0.0
+    names = ["amplitude", "alpha"] + (["c"] if with_c else [])
+    at_bound = [nm for nm, v, a, b in zip(names, best.x, lo, hi, strict=True)
+                if v - a < BOUND_TOL * max(1.0, abs(a)) or b - v < BOUND_TOL * max(1.0, abs(b))]
+    if with_c and "c" in at_bound and best.x[2] < np.log(L.min()) - 1:
+        at_bound.remove("c")  # c -> 0 is the pure power law, an interior answer for alpha
     a = float(np.exp(la) * N.min() ** alpha)  # back to L = a * N^-alpha + c
     return {"a": a, "alpha": float(alpha), "c": c, "form": "a*N^-alpha+c" if with_c else
-            "a*N^-alpha", "cost": float(best.cost), "n_points": int(len(N))}
+            "a*N^-alpha", "cost": float(best.cost), "n_points": int(len(N)),
+            "at_bound": at_bound}
 
 
-def _huber(r: np.ndarray, k: float = 0.05) -> np.ndarray:
+def _huber(r: np.ndarray, k: float = HUBER_DELTA) -> np.ndarray:
     a = np.abs(r)
     return np.where(a <= k, 0.5 * r**2, k * (a - 0.5 * k))
 
 
-def _grid_start(x: np.ndarray, L: np.ndarray, with_c: bool) -> tuple[float, float, float]:
-    alphas = np.linspace(-ALPHA_BOUND, ALPHA_BOUND, 121)
+def _grid_starts(x: np.ndarray, L: np.ndarray, with_c: bool, keep: int = 3) -> list[list]:
+    """The ``keep`` best points of a vectorised grid over (alpha, c), the amplitude in closed
+    form (weighted least squares) for each."""
+    alphas = np.linspace(-ALPHA_BOUND, ALPHA_BOUND, 241)
     G = np.exp(-alphas[:, None] * x[None, :])  # G: [n_alpha, n_points]
     w = 1.0 / L**2
-    best = (np.inf, 0.0, 0.0, 0.0)
-    for c in (L.min() * np.linspace(0.0, 0.98, 25) if with_c else [0.0]):
-        amp = (G * (L - c) * w).sum(1) / (G**2 * w).sum(1)  # amp: [n_alpha], weighted LSQ
+    cands = []
+    for c in (L.min() * np.linspace(0.0, 0.995, 41) if with_c else [0.0]):
+        amp = (G * (L - c) * w).sum(1) / (G**2 * w).sum(1)  # amp: [n_alpha]
         amp = np.clip(amp, 1e-12, None)
-        loss = _huber(np.log(amp[:, None] * G + c) - np.log(L), HUBER_SCALE).sum(1)
-        i = int(np.argmin(loss))
-        if loss[i] < best[0]:
-            best = (loss[i], np.log(amp[i]), alphas[i], c)
-    return best[1], best[2], best[3]
+        loss = _huber(np.log(amp[:, None] * G + c) - np.log(L)).sum(1)
+        for i in np.argsort(loss)[:keep]:
+            start = [np.log(amp[i]), alphas[i]] + ([np.log(max(c, L.min() * 1e-9))] if with_c
+                                                   else [])
+            cands.append((loss[i], start))
+    cands.sort(key=lambda t: t[0])
+    return [s for _, s in cands[:keep]]
 
 
 def _fit_or_none(args) -> dict | None:
@@ -99,7 +124,7 @@ def available_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def fit_many(N, Ls: list, with_c: bool | None, workers: int = 1) -> list[dict | None]:
+def fit_many(N, Ls: list, with_c: bool, workers: int = 1) -> list[dict | None]:
     """``fit_law`` on each resample, in ``workers`` processes when there are enough fits to pay
     for starting them (the same results as one process, in the same order)."""
     import multiprocessing as mp
@@ -123,38 +148,41 @@ def fit_many(N, Ls: list, with_c: bool | None, workers: int = 1) -> list[dict | 
         return [_fit_or_none(t) for t in tasks]
 
 
-def bootstrap_alpha(N, sample_L, resamples: int = 500, seed: int = 0,
-                    with_c: bool | None = None, next_N: float | None = None,
-                    grid_N=None, workers: int = 1) -> dict:
-    """Interval for alpha (and the prediction at ``next_N``) from resampled error measures.
+def per_decade(N, L) -> float:
+    """Least-squares slope of L against log10 N: the change of the measure per decade of N."""
+    x = np.log10(np.asarray(N, dtype=float))
+    return float(np.polyfit(x, np.asarray(L, dtype=float), 1)[0])
 
-    Args:
-        N: measured parameter counts, one per budget.
-        sample_L: callable(rng) -> array of L per budget for one bootstrap resample (resampling
-            test windows and seeds consistently across budgets).
-        workers: processes for the fits (the resamples are drawn first, in order, so the result
-            does not depend on it). A fit along a flat valley can take 200 evaluations.
+
+def bootstrap_fits(N, Ls, with_c: bool, next_N: float | None = None, grid_N=None,
+                   workers: int = 1) -> dict:
+    """Intervals from bootstrap replicates of the measure (one array of L per budget each).
+
+    Returns alpha's 95% interval over the replicates whose fit is interior, the share of
+    replicates whose fit sits on a bound, the prediction at ``next_N`` and a band over ``grid_N``,
+    and the per-decade slope's interval (over every replicate: it needs no law).
     """
-    rng = np.random.default_rng(seed)
-    Ls = []
-    for _ in range(resamples):
-        L = sample_L(rng)
-        if L is None or (np.asarray(L) <= 0).any() or not np.isfinite(L).all():
-            continue
-        Ls.append(L)
-    alphas, preds, curves = [], [], []
+    Ls = [np.asarray(L, dtype=float) for L in Ls
+          if L is not None and np.isfinite(L).all() and (np.asarray(L) > 0).all()]
+    slopes = [per_decade(N, L) for L in Ls]
+    alphas, preds, curves, on_bound, ok = [], [], [], 0, 0
     for f in fit_many(N, Ls, with_c, workers):
         if f is None:
+            continue
+        ok += 1
+        if f["at_bound"]:
+            on_bound += 1
             continue
         alphas.append(f["alpha"])
         if next_N is not None:
             preds.append(law(next_N, f["a"], f["alpha"], f["c"]))
         if grid_N is not None:
             curves.append(law(grid_N, f["a"], f["alpha"], f["c"]))
-    if not alphas:
-        return {"alpha_ci95": [None, None], "n": 0}
-    out = {"alpha_ci95": [float(v) for v in np.percentile(alphas, [2.5, 97.5])],
-           "n": len(alphas)}
+    out = {"n": ok, "bound_share": on_bound / ok if ok else None,
+           "alpha_ci95": [float(v) for v in np.percentile(alphas, [2.5, 97.5])] if alphas
+           else [None, None],
+           "per_decade_ci95": [float(v) for v in np.percentile(slopes, [2.5, 97.5])] if slopes
+           else [None, None]}
     if preds:
         out["pred_next_ci95"] = [float(v) for v in np.percentile(preds, [2.5, 97.5])]
     if curves:
@@ -163,15 +191,50 @@ def bootstrap_alpha(N, sample_L, resamples: int = 500, seed: int = 0,
     return out
 
 
-def verdict(alpha: float, ci: list) -> str:
+def identified(fit: dict, boot: dict, max_bound_share: float) -> tuple[bool, str]:
+    """Whether the law's parameters are determined by these points, and why not."""
+    if fit["at_bound"]:
+        return False, f"the fit's {', '.join(fit['at_bound'])} sits on its bound"
+    share = boot.get("bound_share")
+    if share is None:
+        return False, "no bootstrap fit succeeded"
+    if share > max_bound_share:
+        return False, (f"{share:.0%} of bootstrap fits sit on a bound (more than "
+                       f"{max_bound_share:.0%})")
+    if boot["alpha_ci95"][0] is None:
+        return False, "no interval for alpha"
+    return True, ""
+
+
+def effect_verdict(skill_per_decade: float, ci: list, threshold: float) -> str:
+    """Practical size of the change of skill per decade of N (positive: skill grows)."""
     lo, hi = ci
     if lo is None:
-        return "no interval could be computed"
-    if abs(alpha) >= ALPHA_BOUND - 1e-3:
-        return (f"not identified: alpha sits at the fit's bound (+/-{ALPHA_BOUND:g}), so these "
-                f"points do not determine a law; no evidence of scaling")
+        return "effect size unavailable"
+    if -threshold < lo and hi < threshold:
+        return (f"no practically meaningful scaling: skill changes by less than {threshold:g} "
+                f"per decade of N at 95%")
+    if lo > 0 and skill_per_decade >= threshold:
+        return f"skill grows by {skill_per_decade:.3f} per decade of N (95% interval above 0)"
+    if hi < 0 and skill_per_decade <= -threshold:
+        return f"skill falls by {-skill_per_decade:.3f} per decade of N (95% interval below 0)"
+    return (f"effect size inconclusive: the interval of the change of skill per decade "
+            f"[{lo:.3f}, {hi:.3f}] reaches {threshold:g} in size")
+
+
+def verdict(fit: dict, boot: dict, max_bound_share: float) -> dict:
+    """The law's verdict: ``code`` (not_identified, no_evidence, scaling, inverse) and text."""
+    ok, why = identified(fit, boot, max_bound_share)
+    if not ok:
+        return {"code": "not_identified", "identified": False,
+                "text": f"not identified ({why}): these points do not determine a law, and no "
+                        f"exponent is reported"}
+    lo, hi = boot["alpha_ci95"]
     if lo <= 0 <= hi:
-        return "no evidence of scaling (the 95% interval for alpha includes 0)"
+        return {"code": "no_evidence", "identified": True,
+                "text": "no evidence of scaling (the 95% interval for alpha includes 0)"}
     if lo > 0:
-        return "error falls with model size (alpha > 0 at 95%)"
-    return "error grows with model size (alpha < 0 at 95%): inverse scaling"
+        return {"code": "scaling", "identified": True,
+                "text": "error falls with model size (alpha > 0 at 95%)"}
+    return {"code": "inverse", "identified": True,
+            "text": "error grows with model size (alpha < 0 at 95%): inverse scaling"}

@@ -2,11 +2,12 @@
 
 The architecture is a categorical choice among the budget's grid ids; training settings (learning
 rate, weight decay, warm-up, dropout, batch size, max epochs) come from the sweep file's ranges and
-all reach training (SCIENCE rule 2: the record holds the values read back from the live optimizer,
+all reach training (research rule 2: the record holds the values read back from the live optimizer,
 scheduler and model, checked against the sampled ones). The first trials are enqueued: the grid's
 extremes and a default configuration. TPE is seeded; the pruner is fed by the trainer's per-epoch
 callback. A diverged trial ends FAILED with its reason (rule 13). ``n_trials`` is the number of
-finished trials a cell must have: every run tops up to it.
+finished SAMPLED trials a cell must have, the same for every budget; the enqueued probes are extra
+effort, recorded as such (``records.effort``). Every run tops up to the target.
 
 Storage: one SQLite file per sweep (``outputs/sweeps/<sweep>/optuna.db``) or the URL in the
 ``OPTUNA_STORAGE`` environment variable (PostgreSQL for several machines). The URL is never written
@@ -40,12 +41,12 @@ from .model import (
     budget_grid,
     count_params,
     extremes,
-    measured_params,
+    measured_breakdown,
     memory_estimate,
     parse_budget,
 )
 from .provenance import code_version, now_iso, provenance
-from .splits import Splits, make_splits
+from .splits import Splits, feature_columns, make_splits
 from .trainer import DivergenceError, TrainResult, train
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # our sweep.log says what each trial did
@@ -159,9 +160,18 @@ def default_params(cfg: SweepConfig, arch: Arch) -> dict:
             "max_epochs": int(_clip(t.max_epochs, s.max_epochs))}
 
 
+def base_model(cfg: SweepConfig, n_features: int) -> ModelConfig:
+    """The sweep's fixed model settings with the window length and the number of inputs."""
+    return replace(cfg.model, context_len=cfg.split.context_len, n_features=n_features)
+
+
+def n_inputs(cfg: SweepConfig, entry: dict) -> int:
+    """Model inputs of the sweep's dataset (its manifest ``entry``), canary feature included."""
+    return len(feature_columns(entry["columns"], cfg.split))
+
+
 def model_config(cfg: SweepConfig, arch: Arch, dropout: float, n_features: int) -> ModelConfig:
-    return arch.apply(replace(cfg.model, context_len=cfg.split.context_len, n_features=n_features,
-                              dropout=dropout))
+    return arch.apply(replace(base_model(cfg, n_features), dropout=dropout))
 
 
 def train_config(cfg: SweepConfig, params: dict, seed: int, threads: int | None) -> TrainConfig:
@@ -171,7 +181,7 @@ def train_config(cfg: SweepConfig, params: dict, seed: int, threads: int | None)
 
 
 def check_resolved(params: dict, result: TrainResult) -> dict:
-    """Compare sampled values with those read back from the live objects (SCIENCE rule 2)."""
+    """Compare sampled values with those read back from the live objects (research rule 2)."""
     r = result.resolved
     tol = 1.0 / max(r["total_steps"], 1)
     checks = {"lr": np.isclose(r["lr"], params["lr"]),
@@ -205,9 +215,12 @@ def fit(cfg: SweepConfig, splits: Splits, model: PatchTST, params: dict, seed: i
 
 
 def arch_record(arch: Arch, mcfg: ModelConfig, model) -> tuple[dict, dict]:
+    """The architecture and its parameter counts: analytic (total, embedding, encoder, head,
+    non-embedding) beside measured total and non-embedding (research rule 4)."""
     counts = count_params(mcfg)
-    measured = measured_params(model)
-    n_params = dict(counts, measured=measured, analytic_matches=measured == counts["total"])
+    m = measured_breakdown(model)
+    n_params = dict(counts, **m, analytic_matches=m["measured"] == counts["total"]
+                    and m["measured_non_embedding"] == counts["non_embedding"])
     return dict(asdict(arch), tokenizer=mcfg.tokenizer, patch_len=mcfg.patch_len,
                 stride=mcfg.stride, context_len=mcfg.context_len,
                 n_features=mcfg.n_features), n_params
@@ -243,10 +256,17 @@ def create_study(cell: Cell, cfg: SweepConfig, storage, archs_all: list[Arch],
     return study
 
 
+def grid_sizes(cfg: SweepConfig) -> dict[str, int]:
+    """Architectures each budget's grid offers (equal effort needs comparable numbers); a budget
+    that no architecture fits raises ``BudgetError`` naming the nearest counts."""
+    base = base_model(cfg, n_inputs(cfg, ds.manifest_entry(cfg.data.name)))
+    return {b: len(budget_grid(b, base, cfg.grid)) for b in cfg.budgets}
+
+
 def init_cell(cell: Cell, cfg: SweepConfig, url: str) -> optuna.Study:
     """Create a cell's study before any worker starts (no training, no pre-flight)."""
     entry = ds.manifest_entry(cfg.data.name)
-    base = replace(cfg.model, context_len=cfg.split.context_len, n_features=len(entry["columns"]))
+    base = base_model(cfg, n_inputs(cfg, entry))
     storage = open_storage(url, cfg.search.heartbeat_s, cfg.search.max_retry)
     return create_study(cell, cfg, storage, budget_grid(cell.budget, base, cfg.grid), entry)
 
@@ -261,7 +281,7 @@ def cell_status(cell: Cell, cfg: SweepConfig, url: str) -> dict:
         c["target"] = cfg.search.n_trials
         return c
     c = records.counts(study.get_trials(deepcopy=False))
-    c["target"] = cfg.search.n_trials
+    c["target"] = records.target(study, cfg.search.n_trials)
     best = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
     if best:
         b = study.best_trial
@@ -296,7 +316,7 @@ class CellRunner:
         if self.threads:
             self._limits = threadpool_limits(self.threads)  # BLAS/OpenMP pools of the baselines
         cfg = self.cfg
-        base = replace(cfg.model, context_len=cfg.split.context_len, n_features=self._n_features())
+        base = base_model(cfg, n_inputs(cfg, ds.manifest_entry(cfg.data.name)))
         self.archs_all = budget_grid(self.cell.budget, base, cfg.grid)
         # an architecture fits when it can train at all: the trainer picks the micro-batch from
         # the same estimate and accumulates gradients, so the need is the footprint at
@@ -332,9 +352,6 @@ class CellRunner:
             if now - tmp.stat().st_mtime > age_s:
                 tmp.unlink(missing_ok=True)
 
-    def _n_features(self) -> int:
-        return len(ds.manifest_entry(self.cfg.data.name)["columns"])
-
     def _study(self) -> optuna.Study:
         return create_study(self.cell, self.cfg, self.storage, self.archs_all, self.manifest)
 
@@ -357,7 +374,7 @@ class CellRunner:
         return by_id[params["arch"]], params
 
     def _surplus(self, trial: optuna.Trial) -> bool:
-        target = self.study.user_attrs.get("n_trials", self.cfg.search.n_trials)
+        target = records.target(self.study, self.cfg.search.n_trials)
         done, ahead = 0, 0
         for t in self.study.get_trials(deepcopy=False):
             if records.counts_done(t):
@@ -452,7 +469,7 @@ class CellRunner:
 
     def status(self) -> dict:
         c = records.counts(self.study.get_trials(deepcopy=False))
-        c["target"] = self.study.user_attrs.get("n_trials", self.cfg.search.n_trials)
+        c["target"] = records.target(self.study, self.cfg.search.n_trials)
         return c
 
     def run(self, progress: bool = True) -> dict:
@@ -507,8 +524,9 @@ class CellRunner:
                     # configuration is not lost
                     for t in self._record_unrecorded_failures():
                         if t.user_attrs.get("interrupted") and "arch" in t.params:
-                            self.study.enqueue_trial(dict(t.params),
-                                                     user_attrs={"retry_of": t.number})
+                            # a probe's retry is still a probe: effort stays equal per budget
+                            self.study.enqueue_trial(dict(t.params), user_attrs={
+                                "retry_of": t.number, "enqueued": records.is_probe(t)})
                     raise
         finally:
             gc.unfreeze()

@@ -1,10 +1,19 @@
-"""Labels, sliding windows and purged, contiguous date blocks (SCIENCE rules 1, 3, 5).
+"""Labels, sliding windows and purged, contiguous date blocks (research rules 1, 3, 5).
 
 Label (``threshold``): y_t = 1 when max(High[t+1..t+h]) >= Close[t] * (1 + threshold); the ``close``
-variant uses Close[t+1..t+h]. Labels come from raw prices, before any scaling; the last h days have
-no label. A sample is the window of ``context_len`` days ending at t, labelled y_t. Blocks are
-train, then validation, then test; a window belongs to a block only if its whole span, the h label
-days included, lies inside the block (the purge), so no label span crosses a block boundary.
+variant uses Close[t+1..t+h]. The horizon h is a required argument everywhere (no default a call
+site could fall back on). Labels come from the dataset's raw price columns (``raw_close``,
+``raw_high``), which are never features: whatever scaling the features get, the labels cannot
+change. The last h days have no label. A sample is the window of ``context_len`` days ending at t,
+labelled y_t. Blocks are train, then validation, then test; a window belongs to a block only if its
+whole span, the h label days included, lies inside the block (the purge), so no label span crosses
+a block boundary.
+
+Canaries (``SplitConfig.canary``), for checking the pipeline only: ``placebo`` permutes the labels
+of the training and validation blocks (everything the search learns from or selects on; the test
+labels stay real), so any test skill is leakage or chance; ``leak`` adds a feature equal to the
+future label, which a working pipeline must learn. Both are recorded in the split statistics of
+every record.
 """
 
 from __future__ import annotations
@@ -17,6 +26,9 @@ import pandas as pd
 from .config import SplitConfig
 
 BLOCKS = ("train", "val", "test")
+RAW_PREFIX = "raw_"  # raw price columns that labels are built from; never model inputs
+LEAK_COLUMN = "canary_leak"
+CANARIES = ("none", "placebo", "leak")
 
 
 class SplitError(ValueError):
@@ -59,6 +71,7 @@ class SplitStats:
     context_len: int
     threshold: float
     label: str
+    canary: str
     train: BlockStats
     val: BlockStats
     test: BlockStats
@@ -118,24 +131,42 @@ def window_ends(start: int, end: int, context_len: int, horizon: int) -> np.ndar
     return np.arange(first, last + 1) if last >= first else np.arange(0)
 
 
-def make_splits(df: pd.DataFrame, cfg: SplitConfig, *, horizon: int | None = None,
-                columns: list[str] | None = None) -> Splits:
-    """Windows and labels for the three blocks of ``df`` (features indexed by date, raw prices).
+def feature_columns(columns: list[str], cfg: SplitConfig) -> list[str]:
+    """Model inputs of a dataset with these columns: every column but the raw prices, plus the
+    leak feature of the positive-control canary."""
+    out = [c for c in columns if not c.startswith(RAW_PREFIX)]
+    return out + [LEAK_COLUMN] if cfg.canary == "leak" else out
 
-    ``horizon`` overrides ``cfg.horizon`` explicitly (a sweep cell passes its own).
+
+def make_splits(df: pd.DataFrame, cfg: SplitConfig, *, horizon: int,
+                columns: list[str] | None = None) -> Splits:
+    """Windows and labels for the three blocks of ``df`` (features and raw prices by date).
+
+    Args:
+        horizon: trading days the label looks ahead; required (research rule 1).
+        columns: feature columns in channel order (default: every non-raw column).
     """
-    h = cfg.horizon if horizon is None else horizon
-    missing = [c for c in ("close", "high") if c not in df.columns]
+    h = horizon
+    missing = [f"{RAW_PREFIX}{c}" for c in ("close", "high") if f"{RAW_PREFIX}{c}" not in df]
     if missing:
-        raise SplitError(f"dataset lacks raw price column(s) {missing} needed for labels")
+        raise SplitError(f"dataset lacks the raw price column(s) {missing} that labels are built "
+                         f"from (a dataset written by an older version): rebuild it with "
+                         f"`make data`")
     if cfg.context_len < 1:
         raise SplitError(f"context_len must be >= 1, got {cfg.context_len}")
-    y_all = make_labels(df["close"].to_numpy(), df["high"].to_numpy(), horizon=h,
-                        threshold=cfg.threshold, kind=cfg.label)
-    columns = list(df.columns) if columns is None else columns
+    if cfg.canary not in CANARIES:
+        raise SplitError(f"unknown canary '{cfg.canary}' ({', '.join(CANARIES)})")
+    y_all = make_labels(df[f"{RAW_PREFIX}close"].to_numpy(), df[f"{RAW_PREFIX}high"].to_numpy(),
+                        horizon=h, threshold=cfg.threshold, kind=cfg.label)
+    columns = [c for c in feature_columns(list(df.columns), cfg) if c != LEAK_COLUMN] \
+        if columns is None else [c for c in columns if c != LEAK_COLUMN]
     values = df[columns].to_numpy(dtype=np.float32)
     if not np.isfinite(values).all():
-        raise SplitError("features contain NaN or infinite values")
+        bad = [c for c in columns if not np.isfinite(df[c].to_numpy(dtype=float)).all()]
+        raise SplitError(f"features contain NaN or infinite values (columns {bad[:5]})")
+    if cfg.canary == "leak":  # the positive control: day t carries its own future label
+        values = np.column_stack([values, np.nan_to_num(y_all).astype(np.float32)])
+        columns = columns + [LEAK_COLUMN]
     dates = pd.DatetimeIndex(df.index)
     bounds = block_bounds(dates, cfg)
     # views: windows[i] = values[i : i + context_len]  -> [n - L + 1, L, C]
@@ -154,6 +185,8 @@ def make_splits(df: pd.DataFrame, cfg: SplitConfig, *, horizon: int | None = Non
                 f"{label} block {dates[s].date()}..{dates[e - 1].date()} has {len(ends)} windows "
                 f"for context_len={cfg.context_len}, horizon={h}; needs at least {need} "
                 f"(min_eval_windows): {need - len(ends)} missing")
+        if name != "test" and cfg.canary == "placebo":  # the placebo: nothing to learn
+            y = np.random.default_rng([cfg.canary_seed, BLOCKS.index(name)]).permutation(y)
         blocks[name] = Block(X=np.ascontiguousarray(windows[ends - cfg.context_len + 1]),
                              y=y.astype(np.float32), ends=ends, dates=dates[ends])
         stats[name] = BlockStats(
@@ -162,26 +195,33 @@ def make_splits(df: pd.DataFrame, cfg: SplitConfig, *, horizon: int | None = Non
             first_window_end=str(dates[ends[0]].date()),
             last_window_end=str(dates[ends[-1]].date()))
     split_stats = SplitStats(horizon=h, context_len=cfg.context_len, threshold=cfg.threshold,
-                             label=cfg.label, **stats)
+                             label=cfg.label, canary=cfg.canary, **stats)
     return Splits(**blocks, stats=split_stats, columns=columns)
 
 
-def walk_forward(df: pd.DataFrame, cfg: SplitConfig, folds: int, *, horizon: int | None = None,
+def walk_forward(df: pd.DataFrame, cfg: SplitConfig, folds: int, *, horizon: int,
                  eval_rows: int | None = None):
-    """Yield ``folds`` successive (train, val, test) Splits with an expanding training block.
+    """Yield ``folds`` successive (train, val, test) Splits with an expanding training block,
+    whose test blocks all lie AFTER the main validation block (the one used for selection): a fold
+    never tests on days that chose the configuration. A fold's own validation block (early
+    stopping only) is the ``eval_rows`` rows before its test block.
 
-    Each evaluation block has ``eval_rows`` rows (default: just enough for ``min_eval_windows``
-    windows); fold k's test block ends where fold k+1's begins, so test blocks never overlap.
+    Each fold's blocks have ``eval_rows`` rows (default: just enough for ``min_eval_windows``
+    windows); fold k's test block ends where fold k+1's begins, so test blocks never overlap. Too
+    few rows after the validation block is an error saying how many are needed.
     """
     from dataclasses import replace
 
-    h = cfg.horizon if horizon is None else horizon
+    h = horizon
     rows = eval_rows or cfg.min_eval_windows + cfg.context_len - 1 + h
     dates = pd.DatetimeIndex(df.index)
-    n = len(dates)
-    if n - (folds + 1) * rows < rows:
-        raise SplitError(f"walk-forward with {folds} folds of {rows} rows needs at least "
-                         f"{(folds + 2) * rows} rows; the data has {n}")
+    main = block_bounds(dates, cfg)
+    first, n = main["test"][0], main["test"][1]  # first row after the main validation block
+    need = folds * rows
+    if folds < 1 or n - first < need:
+        raise SplitError(f"walk-forward with {folds} fold(s) of {rows} rows needs {need} rows "
+                         f"after the validation block (from {dates[first].date()}) for the folds' "
+                         f"test blocks; the data has {n - first}")
     for k in range(folds):
         test_end = n - (folds - 1 - k) * rows
         test_start, val_start = test_end - rows, test_end - 2 * rows

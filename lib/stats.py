@@ -1,13 +1,144 @@
-"""Statistics for the final evaluation: DeLong's test for two AUCs on the same labels.
+"""Statistics for dependent test days: block bootstrap, paired comparisons, Holm, DeLong.
 
-References: DeLong, DeLong & Clarke-Pearson (1988), Biometrics 44:837; the fast algorithm of
-Sun & Xu (2014), IEEE Signal Processing Letters 21:1389.
+Neighbouring test windows are not independent: for a horizon h the labels of days t and t+1 share
+h-1 future days, and volatility clusters. Intervals therefore resample BLOCKS of consecutive days
+(the stationary bootstrap of Politis & Romano 1994, from ``arch.bootstrap``), with a mean block
+length of at least the horizon, chosen by the automatic rule of Politis & White (2004, corrected by
+Patton, Politis & White 2009). Seeds are resampled together with the days (a hierarchical
+bootstrap), so an interval carries the spread between re-trainings as well.
+
+DeLong's test (DeLong et al. 1988; fast algorithm of Sun & Xu 2014) stays available as a secondary
+number: it assumes independent test days, and says so wherever it is shown.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Iterator
+
 import numpy as np
 from scipy import stats
+
+BLOCK_RULE = ("stationary bootstrap (Politis & Romano 1994) over test days; mean block length = "
+              "max(horizon, ceil(Politis-White automatic length)), the automatic length taken as "
+              "the largest over the labels, the model's per-day log loss and its per-day log-loss "
+              "difference to each baseline; seeds resampled with the days")
+
+
+def block_length(horizon: int, series: list[np.ndarray], cap_share: float = 0.1) -> dict:
+    """Mean block length for the stationary bootstrap and how it was chosen.
+
+    Args:
+        horizon: trading days the label looks ahead; the block is never shorter.
+        series: per-day series whose dependence the block must span (labels, per-day losses).
+        cap_share: the block is capped at this share of the days, so that a resample still mixes
+            several blocks (the cap is recorded when it binds).
+    """
+    from arch.bootstrap import optimal_block_length
+
+    auto = []
+    for s in series:
+        s = np.asarray(s, dtype=float)
+        if len(s) < 10 or np.std(s) == 0:
+            continue
+        b = float(optimal_block_length(s)["stationary"].iloc[0])
+        if math.isfinite(b):
+            auto.append(b)
+    n = len(np.asarray(series[0])) if series else 0
+    automatic = max(auto) if auto else None
+    chosen = max(int(horizon), math.ceil(automatic) if automatic else 1)
+    cap = max(int(horizon), int(cap_share * n)) if n else chosen
+    capped = chosen > cap
+    return {"method": "stationary", "block_length": min(chosen, cap), "horizon": int(horizon),
+            "automatic": automatic, "capped_at": cap if capped else None, "rule": BLOCK_RULE}
+
+
+def block_indices(n: int, block: int, resamples: int, seed: int = 0) -> Iterator[np.ndarray]:
+    """``resamples`` index arrays of length ``n`` from the stationary bootstrap (arch)."""
+    from arch.bootstrap import StationaryBootstrap
+
+    bs = StationaryBootstrap(block, np.arange(n), seed=np.random.default_rng(seed))
+    for pos, _ in bs.bootstrap(resamples):
+        yield np.asarray(pos[0])
+
+
+def iid_indices(n: int, resamples: int, seed: int = 0) -> Iterator[np.ndarray]:
+    """Independent resampling of days, for comparison only (it assumes independence)."""
+    rng = np.random.default_rng(seed)
+    for _ in range(resamples):
+        yield rng.integers(0, n, n)
+
+
+def hierarchical(y: np.ndarray, probs: list[list[np.ndarray]], stat: Callable, block: int,
+                 resamples: int, seed: int = 0, iid: bool = False,
+                 resample_seeds: bool = True) -> np.ndarray:
+    """Bootstrap distribution of ``stat(y_b, [per-seed probabilities per group])``.
+
+    Each replicate draws one block resample of the days, shared by every group (so comparisons
+    between groups stay paired), and, per group, its seeds with replacement: the interval carries
+    the spread between re-trainings as well as the sampling of days. Returns an array
+    [n_ok, n_out] (n_out: the length of ``stat``'s output); replicates whose statistic is
+    undefined (one class only, or ``stat`` returning None) are left out.
+
+    Args:
+        probs: per group (a model, a baseline, a budget), the list of per-seed test
+            probabilities; a baseline is a group with one "seed".
+        stat: callable(y_b, [array [k, n] per group]) -> sequence of numbers or None.
+        iid: resample single days with the seeds fixed instead: the interval that assumes
+            independent days (for comparison only).
+        resample_seeds: False keeps every group's seeds fixed (days only).
+    """
+    rng = np.random.default_rng(seed + 1)
+    y = np.asarray(y)
+    n = len(y)
+    idx_iter = iid_indices(n, resamples, seed) if iid else block_indices(n, block, resamples,
+                                                                          seed)
+    stacks = [np.asarray(ps, dtype=float) for ps in probs]  # each: [n_seeds, n_days]
+    out = []
+    for idx in idx_iter:
+        yb = y[idx]
+        if yb.min() == yb.max():
+            continue
+        groups = []
+        for s in stacks:
+            pick = (rng.integers(0, len(s), len(s)) if len(s) > 1 and resample_seeds
+                    and not iid else np.arange(len(s)))
+            groups.append(s[pick][:, idx])  # [k, n]
+        v = stat(yb, groups)
+        if v is None or any(x is None for x in v):
+            continue
+        out.append(np.asarray(v, dtype=float))
+    return np.asarray(out)
+
+
+def percentile_ci(draws: np.ndarray, level: float = 0.95) -> list[float | None]:
+    if len(draws) == 0:
+        return [None, None]
+    a = (1 - level) / 2
+    return [float(v) for v in np.percentile(draws, [100 * a, 100 * (1 - a)])]
+
+
+def bootstrap_p(estimate: float, draws: np.ndarray) -> float | None:
+    """Two-sided p-value of ``estimate = 0`` from its bootstrap distribution (the centred
+    replicates stand in for the null): share of |draw - estimate| >= |estimate|."""
+    if len(draws) == 0:
+        return None
+    return float((np.sum(np.abs(draws - estimate) >= abs(estimate)) + 1) / (len(draws) + 1))
+
+
+def holm(p_values: dict[str, float | None], alpha: float = 0.05) -> dict[str, dict]:
+    """Holm's step-down correction (Holm 1979) over a family of tests.
+
+    Returns per key the adjusted p-value and whether the null is rejected at ``alpha``; keys with
+    no p-value are left out of the family.
+    """
+    keys = sorted((k for k, p in p_values.items() if p is not None), key=lambda k: p_values[k])
+    m = len(keys)
+    out, running = {}, 0.0
+    for i, k in enumerate(keys):
+        running = max(running, min(1.0, (m - i) * p_values[k]))
+        out[k] = {"p": p_values[k], "p_holm": running, "reject": running < alpha}
+    return out
 
 
 def _midrank(x: np.ndarray) -> np.ndarray:
@@ -15,7 +146,9 @@ def _midrank(x: np.ndarray) -> np.ndarray:
 
 
 def delong(y: np.ndarray, p1: np.ndarray, p2: np.ndarray) -> dict:
-    """Paired DeLong test of AUC(p1) = AUC(p2) on the same labels; two-sided p-value."""
+    """Paired DeLong test of AUC(p1) = AUC(p2) on the same labels; two-sided p-value.
+
+    Assumes independent observations: for overlapping-horizon labels its p-value is too small."""
     y = np.asarray(y).astype(bool)
     pos, neg = np.asarray([p1, p2])[:, y], np.asarray([p1, p2])[:, ~y]
     m, n = pos.shape[1], neg.shape[1]
@@ -31,4 +164,17 @@ def delong(y: np.ndarray, p1: np.ndarray, p2: np.ndarray) -> dict:
     diff = aucs[0] - aucs[1]
     z = diff / np.sqrt(var) if var > 0 else 0.0
     return {"auc_1": float(aucs[0]), "auc_2": float(aucs[1]), "diff": float(diff),
-            "z": float(z), "p_value": float(2 * stats.norm.sf(abs(z)))}
+            "z": float(z), "p_value": float(2 * stats.norm.sf(abs(z))),
+            "assumes": "independent test days"}
+
+
+def circular_shift_null(y: np.ndarray, p: np.ndarray, stat: Callable, min_shift: int,
+                        n_shifts: int = 200) -> np.ndarray:
+    """Null distribution of ``stat(y, p)`` with the labels circularly shifted against the
+    predictions by at least ``min_shift`` days: every shift keeps both series' own dependence
+    (regimes, overlapping labels) and breaks only their alignment, so no independence is
+    assumed. Used as the placebo canary's pass band."""
+    y, p = np.asarray(y), np.asarray(p)
+    n = len(y)
+    shifts = np.unique(np.linspace(min_shift, n - min_shift, n_shifts).astype(int))
+    return np.asarray([stat(np.roll(y, k), p) for k in shifts])

@@ -25,9 +25,18 @@ import pandas as pd
 from . import dataset as ds
 from . import notebook, paths, records
 from .config import ConfigError, SweepConfig, load_sweep
-from .model import parse_budget
+from .model import BudgetError, parse_budget
 from .provenance import read_json, write_json
-from .search import Cell, CellRunner, StorageError, cell_status, cells, init_cell, storage_url
+from .search import (
+    Cell,
+    CellRunner,
+    StorageError,
+    cell_status,
+    cells,
+    grid_sizes,
+    init_cell,
+    storage_url,
+)
 
 
 def _say(msg: str) -> None:
@@ -96,6 +105,7 @@ def status_table(name: str, cfg: SweepConfig, results: dict | None = None) -> pd
         r = (results or {}).get(cell.id, {})
         final = cell.dir / "final.json"
         rows.append({"cell": cell.id, "finished": f"{c['finished']}/{c['target']}",
+                     "sampled": c["sampled"], "enqueued": c["enqueued"],
                      "complete": c["complete"], "pruned": c["pruned"], "failed": c["failed"],
                      "best_objective": c.get("best_objective"), "best_arch": c.get("best_arch"),
                      "wall_s": round(r["wall_s"], 1) if "wall_s" in r else None,
@@ -121,6 +131,14 @@ def run(sweep: str, jobs: int | None = None, force: bool = False, workers: int =
     t0 = time.time()
     ensure_data(name, cfg)
     stages = {"data_s": time.time() - t0}
+    try:
+        sizes = grid_sizes(cfg)
+    except BudgetError as e:
+        raise ConfigError(f"{sweep}: {e}") from None
+    _say("architectures per budget: " + ", ".join(f"{b} {n}" for b, n in sizes.items()))
+    if max(sizes.values()) > 2 * min(sizes.values()):
+        _say("warning: the budgets' grids offer very different numbers of architectures; the "
+             "search effort per budget is not comparable (widen grid.d_model / grid.n_layers)")
     url = storage_url(name)
     todo = []
     for cell in cells(name, cfg):

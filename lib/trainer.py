@@ -2,7 +2,7 @@
 
 Like minGPT's ``trainer.py``: AdamW with decoupled weight decay, linear warm-up then cosine decay,
 gradient clipping, micro-batches with gradient accumulation, early stopping on the validation
-objective with the best epoch's weights restored before any metric is reported (SCIENCE rule 9),
+objective with the best epoch's weights restored before any metric is reported (research rule 9),
 a per-epoch callback that may stop training (a search uses it to prune), and a dedicated error when
 the loss stops being finite (rule 13). Training settings are read back from the live optimizer,
 scheduler and model into the result (rule 2).

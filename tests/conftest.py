@@ -13,6 +13,16 @@ from lib import paths
 from lib.config import DataConfig, SplitConfig
 
 REPO = Path(__file__).resolve().parents[1]
+# Under pytest-xdist (make test runs 2 workers on 2 cores) every worker and everything it starts
+# (subprocesses, kernels, make) gets one thread: oversubscribed cores ran these tests 5x slower.
+PARALLEL = bool(os.environ.get("PYTEST_XDIST_WORKER"))
+THREADS = 1 if PARALLEL else 2
+if PARALLEL:
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = "1"
+    import torch
+
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
@@ -93,3 +103,4 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "postgres" in item.keywords:
             item.add_marker(skip)
+

@@ -52,3 +52,34 @@ def test_missing_file_and_bad_yaml(tmp_path):
 def test_nested_defaults_fill_in():
     cfg = from_dict(SweepConfig, {"budgets": ["10k"], "train": {"lr": 0.01}})
     assert cfg.train.lr == 0.01 and cfg.train.patience == TrainConfig().patience
+
+
+@pytest.mark.parametrize("name", ["default", "phase6a", "smoke"])
+def test_every_budget_offers_the_same_number_of_architectures(name):
+    """Equal search effort: each budget's grid holds max_candidates architectures (the old
+    default grid offered 3 at 10k and 12 at 320k)."""
+    from dataclasses import replace
+
+    from lib.model import budget_grid
+
+    cfg = load_sweep(name)
+    base = replace(cfg.model, context_len=cfg.split.context_len, n_features=25)
+    sizes = {b: len(budget_grid(b, base, cfg.grid)) for b in cfg.budgets}
+    assert set(sizes.values()) == {cfg.grid.max_candidates}, sizes
+
+
+def test_research_grid_covers_the_original_architecture_space():
+    """phase6a reaches d_model 64..2048+ and 2..256 layers, and its 2M grid holds the deep and
+    narrow models (d_model 64, 32-48 layers) the original study found best."""
+    from dataclasses import replace
+
+    from lib.model import budget_grid
+
+    cfg = load_sweep("phase6a")
+    assert min(cfg.grid.d_model) <= 64 and max(cfg.grid.d_model) >= 2048
+    assert min(cfg.grid.n_layers) <= 2 and max(cfg.grid.n_layers) >= 256
+    base = replace(cfg.model, context_len=cfg.split.context_len, n_features=25)
+    small = budget_grid("2M", base, cfg.grid)
+    assert any(a.d_model == 64 and 32 <= a.n_layers <= 48 for a in small), [a.id for a in small]
+    deep = [a for b in cfg.budgets for a in budget_grid(b, base, cfg.grid) if a.n_layers >= 128]
+    assert deep

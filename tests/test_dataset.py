@@ -10,7 +10,9 @@ from lib.sources import DataError
 def test_processed_dataset_and_manifest(root):
     entry = dataset.manifest_entry("gspc_a25")
     df, e = dataset.load_dataset("gspc_a25")
-    assert df.shape[1] == 25 and df.index.name == "date"
+    assert len(entry["columns"]) == 25 and df.index.name == "date"
+    assert entry["label_columns"] == ["raw_open", "raw_high", "raw_low", "raw_close"]
+    assert list(df.columns) == entry["columns"] + entry["label_columns"]
     assert entry["rows"] == len(df) and entry["warmup_rows_dropped"] > 0
     assert set(entry["raw_sha256"]) == {"^GSPC", "^IXIC"}
     assert "commit" in entry["code"] and entry["path"] == "data/processed/gspc_a25.parquet"

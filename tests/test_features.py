@@ -1,4 +1,4 @@
-"""SCIENCE rule 7: no feature at day t uses data after t (truncation test on real data)."""
+"""research rule 7: no feature at day t uses data after t (truncation test on real data)."""
 
 import numpy as np
 import pandas as pd

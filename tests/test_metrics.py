@@ -61,3 +61,13 @@ def test_fast_metrics_equal_evaluate(seed):
             assert v is None, k
         else:
             assert v == pytest.approx(ref[k], rel=1e-9, abs=1e-12), k
+
+
+def test_drift_aware_skill_does_not_reward_matching_a_drifted_base_rate():
+    """Training rate 0.30, evaluated block's rate 0.15: predicting the block's own rate earns
+    skill against the training rate (drift), and exactly none in the drift-aware skill."""
+    y = np.array([1] * 15 + [0] * 85)
+    m = evaluate(y, np.full(100, 0.15), base_rate=0.30)
+    assert m["skill"] > 0.05
+    assert m["skill_own"] == pytest.approx(0.0, abs=1e-12)
+    assert m["logloss_base_own"] == pytest.approx(m["logloss"])

@@ -1,4 +1,4 @@
-"""SCIENCE rules 4, 6, 8: exact parameter counts, the newest bar always reaches the logit."""
+"""research rules 4, 6, 8: exact parameter counts, the newest bar always reaches the logit."""
 
 import random
 from dataclasses import replace
@@ -14,6 +14,7 @@ from lib.model import (
     count_params,
     extremes,
     flops_per_sample,
+    measured_breakdown,
     measured_params,
     memory_estimate,
     n_patches,
@@ -42,6 +43,10 @@ def test_analytic_count_equals_measured(cfg):
     counts = count_params(cfg)
     assert counts["total"] == measured_params(model)
     assert counts["embedding"] + counts["encoder"] + counts["head"] == counts["total"]
+    measured = measured_breakdown(model)
+    assert measured["measured"] == counts["total"]
+    assert measured["measured_non_embedding"] == counts["non_embedding"] == counts["total"] - \
+        counts["embedding"]
 
 
 @pytest.mark.parametrize("cfg", random_configs(25, seed=1))
@@ -52,6 +57,22 @@ def test_newest_day_changes_the_logit(cfg):
     x2 = x.clone()
     x2[:, -1, :] += 3.0
     assert not torch.allclose(model(x), model(x2)), "the newest bar does not reach the output"
+
+
+@pytest.mark.parametrize("L, P, S", [(80, 16, 8), (83, 16, 8), (81, 16, 8), (30, 7, 5)])
+@pytest.mark.parametrize("tokenizer", ["mixed", "independent"])
+def test_newest_bar_reaches_the_logit_without_normalisation(L, P, S, tokenizer):
+    """Rule 6 without RevIN, which centres every window on its newest step and so would let a
+    change of the last bar reach the output through every value: here only a patch that covers
+    the last step can carry it. The gradient of the logit with respect to the newest bar must be
+    non-zero for every channel."""
+    cfg = ModelConfig(context_len=L, n_features=3, patch_len=P, stride=S, d_model=16, n_heads=2,
+                      n_layers=1, d_ff=16, dropout=0.0, tokenizer=tokenizer, revin=False)
+    torch.manual_seed(0)
+    model = PatchTST(cfg).eval()
+    x = torch.randn(2, L, 3, requires_grad=True)
+    model(x).sum().backward()
+    assert (x.grad[:, -1, :].abs() > 0).all(), "the newest bar does not reach the logit"
 
 
 def test_every_day_lies_in_a_patch():
@@ -66,6 +87,7 @@ def test_every_day_lies_in_a_patch():
 @pytest.mark.parametrize("tokenizer", ["mixed", "independent"])
 def test_output_is_one_logit_per_sample(tokenizer):
     cfg = ModelConfig(d_model=16, n_heads=2, d_ff=32, tokenizer=tokenizer)
+    torch.manual_seed(0)
     out = PatchTST(cfg)(torch.randn(5, 80, 25) * 1000)
     assert out.shape == (5,)
     assert (out.abs() > 0).any() and not ((out > 0) & (out < 1)).all(), "looks like probabilities"

@@ -16,29 +16,38 @@ from lib import hardware, paths, records, search
 from lib.config import load_sweep
 from lib.provenance import read_json
 from lib.search import Cell, CellRunner, StorageError, mask_url, open_storage
+from tests.conftest import THREADS
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def tiny_cfg(**search_kw):
     cfg = load_sweep("smoke")
-    cfg.search = replace(cfg.search, **{"max_epochs": [1, 2], **search_kw})
+    cfg.search = replace(cfg.search, **{"max_epochs": [1, 2], "enqueue_extremes": False,
+                                        **search_kw})
     cfg.guards = replace(cfg.guards, interval_s=0.5)
     return cfg
 
 
 def runner(root, name, cfg, budget="8k", horizon=1, **kw):
-    r = CellRunner(Cell(name, budget, horizon), cfg, threads=2, log=lambda m: None, **kw)
+    r = CellRunner(Cell(name, budget, horizon), cfg, threads=THREADS, log=lambda m: None, **kw)
     r.prepare()
     return r
 
 
-def test_enqueued_extremes_run_first_as_ordinary_trials(root):
-    cfg = tiny_cfg(n_trials=3)
+def test_enqueued_extremes_run_first_and_are_extra_effort(root):
+    """The probes run first, as ordinary trials, and do NOT count towards n_trials: every budget
+    gets n_trials sampled trials however many probes its grid has."""
+    cfg = tiny_cfg(n_trials=2, enqueue_extremes=True)
     r = runner(root, "t_enqueue", cfg, budget="30k")
     enq = r.study.user_attrs["enqueued"]
     assert len(enq) >= 2
-    r.run(progress=False)
+    status = r.run(progress=False)
+    assert status["sampled"] == 2 and status["enqueued"] == len(enq)
+    assert status["finished"] == status["target"] == 2 + len(enq)
+    effort = records.effort(r.study)
+    assert effort["sampled"] == 2 and effort["enqueued"] == len(enq)
+    assert effort["epochs_trained"] >= status["finished"]
     trials = sorted(r.study.get_trials(), key=lambda t: t.number)
     first = [t.params["arch"] for t in trials[:len(enq)] if t.state.is_finished()]
     assert first == enq[:len(first)]
@@ -331,7 +340,7 @@ def test_resume_after_interrupt_loses_no_trial(root):
     """SIGINT a worker mid-search (like Ctrl-C), run again: target reached, no duplicates."""
     sweep = Path(root) / "t_resume.yaml"
     sweep.write_text((REPO / "params/sweeps/smoke.yaml").read_text()
-                     .replace("n_trials: 3", "n_trials: 4"))
+                     .replace("n_trials: 1", "n_trials: 2"))
     env = dict(os.environ, WORKBENCH_ROOT=str(root), PYTHONUNBUFFERED="1")
     cmd = [sys.executable, "-m", "lib.sweep", "worker", "--sweep", str(sweep), "--cell", "8k-h1",
            "--threads", "1"]
@@ -349,7 +358,9 @@ def test_resume_after_interrupt_loses_no_trial(root):
     storage = open_storage(search.storage_url("t_resume"))
     study = optuna.load_study(study_name="t_resume:8k-h1", storage=storage)
     counted = [t.number for t in study.get_trials() if records.counts_done(t)]
-    assert len(counted) == 4 and len(set(counted)) == 4
+    sampled = [t for t in study.get_trials() if records.counts_done(t)
+               and not records.is_probe(t)]
+    assert len(sampled) == 2 and len(counted) == records.target(study) == len(set(counted))
     files = {int(f.stem.split("_")[1]) for f in trials_dir.glob("trial_*.json")}
     assert set(counted) <= files
     for f in trials_dir.glob("trial_*.json"):

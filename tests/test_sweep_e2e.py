@@ -15,6 +15,7 @@ import pytest
 from lib import notebook, paths, records
 from lib.config import load_sweep
 from lib.search import cells, open_storage, storage_url
+from tests.conftest import THREADS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -32,7 +33,8 @@ def smoke_run(tmp_path_factory):
 def test_sweep_succeeds_with_a_status_table(smoke_run):
     root, r, _, _ = smoke_run
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    assert re.search(r"cell\s+finished\s+complete\s+pruned\s+failed", r.stdout)
+    assert re.search(r"cell\s+finished\s+sampled\s+enqueued\s+complete\s+pruned\s+failed",
+                     r.stdout)
 
 
 def test_run_records_how_much_slot_time_went_into_training(smoke_run):
@@ -74,7 +76,9 @@ def test_every_record_exists_and_agrees_with_storage(smoke_run):
         study = optuna.load_study(study_name=cell.study_name, storage=storage)
         best = json.loads((d / "best.json").read_text())
         assert best["counts"] == records.counts(study.get_trials())
-        assert best["counts"]["finished"] >= cfg.search.n_trials
+        # equal effort: n_trials SAMPLED trials in every cell, the probes on top
+        assert best["counts"]["sampled"] == cfg.search.n_trials
+        assert best["counts"]["enqueued"] == len(study.user_attrs["enqueued"]) >= 1
         for t in study.get_trials():
             if records.counts_done(t):
                 json.loads(records.trial_path(d, t.number).read_text())
@@ -85,6 +89,95 @@ def test_every_record_exists_and_agrees_with_storage(smoke_run):
         assert len(next(iter(final["configs"].values()))["seeds"]) == cfg.final.seeds
 
 
+def test_final_json_states_method_seeds_counts_and_effort(smoke_run):
+    root, _, _, _ = smoke_run
+    paths.set_root(root)
+    cfg = load_sweep("smoke")
+    for cell in cells("smoke", cfg):
+        final = json.loads((cell.dir / "final.json").read_text())
+        iv = final["interval"]
+        assert iv["method"] == "stationary" and iv["block_length"] >= cell.horizon
+        assert "Politis-White" in iv["rule"] and iv["resamples"] == cfg.final.bootstrap
+        assert final["seeds_differ_from_search_seed"] and final["search_seed"] not in \
+            final["seeds"] and final["seeds"] == [1000, 1001]
+        best = next(iter(final["configs"].values()))
+        n = best["n_params"]
+        assert n["analytic_matches"] and n["measured_non_embedding"] < n["measured"]
+        assert set(best["seeds"]) == {"1000", "1001"}
+        agg = best["aggregate"]["auc"]
+        assert agg["ci95"][0] < agg["mean"] < agg["ci95"][1] and agg["ci95_iid"][0] is not None
+        e = final["effort"]
+        assert e["sampled"] == cfg.search.n_trials and e["enqueued"] >= 1
+        assert e["epochs_trained"] >= e["sampled"] + e["enqueued"]
+        for k in ("logreg", "hgb", "prior"):
+            c = final["comparisons"][k]
+            assert c["auc_diff"]["ci95"][0] is not None and c["delong_iid"]["p_value"] is not None
+
+
+def test_records_hold_labels_of_their_own_horizon(smoke_run):
+    """Rule 1 end to end: every trial record's and final evaluation's labels are those built for
+    the cell's own horizon (positive rates and test labels), not another horizon's."""
+    import numpy as np
+
+    from lib import dataset
+    from lib.splits import make_splits
+
+    root, _, _, _ = smoke_run
+    paths.set_root(root)
+    cfg = load_sweep("smoke")
+    df, _ = dataset.load_dataset(cfg.data.name)
+    built = {h: make_splits(df, cfg.split, horizon=h) for h in cfg.horizons}
+    rates = {h: s.stats.train.positive_rate for h, s in built.items()}
+    assert len(set(rates.values())) == len(rates)
+    for cell in cells("smoke", cfg):
+        recs = [json.loads(f.read_text()) for f in (cell.dir / "trials").glob("trial_*.json")]
+        assert recs
+        for rec in recs:
+            assert rec["horizon"] == rec["split"]["horizon"] == cell.horizon
+            assert rec["split"]["train"]["positive_rate"] == rates[cell.horizon]
+        final = json.loads((cell.dir / "final.json").read_text())
+        assert final["split"]["train"]["positive_rate"] == rates[cell.horizon]
+        np.testing.assert_array_equal(final["y_test"], built[cell.horizon].test.y)
+
+
+def test_report_choices_are_made_on_validation_only(smoke_run):
+    """Poison the test block of every final evaluation (perfect test predictions for the cells
+    validation did not choose, inverted ones for those it chose): every choice in the
+    conclusions stays the same."""
+    import copy
+
+    import numpy as np
+
+    from lib import report
+
+    root, _, _, _ = smoke_run
+    paths.set_root(root)
+    cfg = load_sweep("smoke")
+    finals = report.load_finals("smoke", cfg)
+    results = report.results_table(finals)
+    before = report.choices(results)
+    chosen = set(before["best_budget"].values())
+    poisoned = copy.deepcopy(finals)
+    for s in poisoned:
+        y = np.asarray(s["y_test"], dtype=float)
+        fake = (1 - y) if s["cell"]["id"] in chosen else y
+        for conf in s["configs"].values():
+            for seed in conf["seeds"].values():
+                seed["p_test"] = (0.02 + 0.96 * fake).tolist()
+            auc = conf["aggregate"]["auc"]
+            auc["mean"] = 0.0 if s["cell"]["id"] in chosen else 1.0
+            conf["aggregate"]["skill_own"]["mean"] = -1.0 if s["cell"]["id"] in chosen else 1.0
+    after_results = report.results_table(poisoned)
+    after = report.choices(after_results)
+    assert after == before
+    lines = report.conclusions(after_results, report.scaling_fits(poisoned, cfg, resamples=20),
+                               cfg)
+    for h, cell in before["best_budget"].items():
+        budget = cell.split("-")[0]
+        assert any(f"Horizon {h}: validation chose {budget} " in line for line in lines), lines
+    assert any(f"the best horizon is h={before['best_horizon']} " in line for line in lines)
+
+
 def test_report_html_is_self_contained_and_error_free(smoke_run):
     root, _, _, _ = smoke_run
     html = (root / "reports" / "smoke" / "scaling_report.html").read_text()
@@ -93,6 +186,7 @@ def test_report_html_is_self_contained_and_error_free(smoke_run):
     nb = nbformat.read(root / "outputs" / "sweeps" / "smoke" / "04_scaling_report.ipynb", 4)
     assert not [o for c in nb.cells for o in c.get("outputs", []) if o["output_type"] == "error"]
     assert "alpha" in html and "Conclusions" in html
+    assert "block-bootstrap" in html and "Holm" in html and "validation chose" in html
 
 
 def test_second_run_has_nothing_to_do(smoke_run):
@@ -110,18 +204,33 @@ def test_final_evaluation_resumes_only_what_is_missing(smoke_run):
     path = root / "outputs" / "sweeps" / "smoke" / "8k-h1" / "final.json"
     state = json.loads(path.read_text())
     cfg = next(iter(state["configs"].values()))
-    kept = cfg["seeds"]["0"]["p_test"]
-    del cfg["seeds"]["1"]
+    kept = cfg["seeds"]["1000"]["p_test"]
+    del cfg["seeds"]["1001"]
     state["complete"] = False
     path.write_text(json.dumps(state))
     r = subprocess.run([str(REPO / ".venv/bin/python"), "-m", "lib.sweep", "final", "--sweep",
-                        "smoke", "--cell", "8k-h1", "--threads", "2"], cwd=REPO, env=env,
+                        "smoke", "--cell", "8k-h1", "--threads", str(THREADS)], cwd=REPO, env=env,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     after = json.loads(path.read_text())
     seeds = next(iter(after["configs"].values()))["seeds"]
-    assert after["complete"] and set(seeds) == {"0", "1"}
-    assert seeds["0"]["p_test"] == kept
+    assert after["complete"] and set(seeds) == {"1000", "1001"}
+    assert seeds["1000"]["p_test"] == kept
+
+
+def kernels_of(root) -> list[int]:
+    """Jupyter kernels started for this workbench root (other tests run in parallel)."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if "ipykernel_launcher" in " ".join(proc.info["cmdline"] or []) and \
+                    proc.environ().get("WORKBENCH_ROOT") == str(root):
+                found.append(proc.pid)
+        except (psutil.Error, OSError):
+            continue
+    return found
 
 
 def test_ctrl_c_stops_the_sweep_and_the_next_run_finishes_it(smoke_run, tmp_path):
@@ -133,14 +242,15 @@ def test_ctrl_c_stops_the_sweep_and_the_next_run_finishes_it(smoke_run, tmp_path
     root, _, _, env = smoke_run
     sweep = tmp_path / "t_ctrlc.yaml"
     sweep.write_text((REPO / "params/sweeps/smoke.yaml").read_text()
-                     .replace('budgets: ["8k", "30k"]', 'budgets: ["30k"]')
+                     .replace('budgets: ["8k", "30k"]', 'budgets: ["8k"]')
                      .replace("horizons: [1, 3]", "horizons: [1]")
-                     .replace("n_trials: 3", "n_trials: 2"))
+                     .replace("n_trials: 1", "n_trials: 2")
+                     .replace("enqueue_extremes: true", "enqueue_extremes: false"))
     cmd = [str(REPO / ".venv/bin/python"), "-m", "lib.sweep", "run", "--sweep", str(sweep),
            "--no-final", "--no-report"]
     p = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, text=True)
-    log = root / "outputs/sweeps/t_ctrlc/30k-h1/sweep.log"
+    log = root / "outputs/sweeps/t_ctrlc/8k-h1/sweep.log"
     deadline = time.time() + 120
     while time.time() < deadline and not (log.exists() and "trial 0 start" in log.read_text()):
         time.sleep(0.2)
@@ -150,15 +260,13 @@ def test_ctrl_c_stops_the_sweep_and_the_next_run_finishes_it(smoke_run, tmp_path
     out, _ = p.communicate(timeout=60)
     assert p.returncode == 130 and "interrupted" in out, out[-2000:]
     assert time.time() - t0 < 30
-    kernels = subprocess.run(["pgrep", "-f", "ipykernel_launcher"], capture_output=True,
-                             text=True).stdout.split()
-    assert not kernels, "a kernel outlived the interrupted sweep"
+    assert not kernels_of(root), "a kernel outlived the interrupted sweep"
     first = json.loads((log.parent / "trials" / "trial_0000.json").read_text())
     assert first["state"] == "FAIL" and first["interrupted"]
     r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-2000:]
     paths.set_root(root)
-    study = optuna.load_study(study_name="t_ctrlc:30k-h1", storage=open_storage(
+    study = optuna.load_study(study_name="t_ctrlc:8k-h1", storage=open_storage(
         storage_url("t_ctrlc")))
     counted = [t for t in study.get_trials() if records.counts_done(t)]
     assert len(counted) == 2

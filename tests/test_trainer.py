@@ -1,4 +1,4 @@
-"""SCIENCE rules 2, 9, 13, 14: settings reach training, best weights restored, divergence, seeds."""
+"""Rules 2, 9, 13, 14: settings reach training, best weights restored, divergence, seeds."""
 
 from dataclasses import replace
 
@@ -40,10 +40,34 @@ def test_tiny_model_overfits_tiny_batch():
 
 
 def test_best_epoch_weights_restored():
-    model, res = fit(tc=replace(TC, max_epochs=6, lr=3e-2))
-    best_row = res.curve[res.best_epoch - 1]
+    """Rule 9, in a case where the best epoch is NOT the last: the validation labels are the
+    opposite of the training rule, so every epoch of learning makes validation worse. The model
+    that comes back must be the best epoch's (its weights and its validation loss), not the
+    last one's."""
+    X, y = toy()
+    Xv, yv = toy(128, seed=1)
+    yv = 1 - (Xv[:, -1, 0] > 0).astype(np.float32)
+    snapshots = {}
+    torch.manual_seed(0)
+    model = PatchTST(CFG)
+
+    def keep(epoch, row):
+        snapshots[epoch] = {k: v.clone() for k, v in model.state_dict().items()}
+
+    res = train(model, X, y, Xv, yv, replace(TC, max_epochs=5, lr=1e-2, patience=10),
+                callback=keep)
+    assert res.best_epoch < len(res.curve) == 5
+    best_row, last_row = res.curve[res.best_epoch - 1], res.curve[-1]
+    assert last_row["val_loss"] > best_row["val_loss"] + 1e-3
     assert res.best_objective == pytest.approx(best_row["val_loss"], rel=1e-6)
-    assert res.best_objective == pytest.approx(min(r["val_loss"] for r in res.curve), rel=1e-6)
+    assert res.val["logloss"] == pytest.approx(best_row["val_loss"], rel=1e-6)
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(v, snapshots[res.best_epoch][k])
+    p = torch.sigmoid(predict_logits(model, torch.as_tensor(Xv)).double()).numpy()
+    from lib.metrics import evaluate
+
+    assert evaluate(yv, p, float(y.mean()))["logloss"] == pytest.approx(best_row["val_loss"],
+                                                                         rel=1e-5)
 
 
 def test_early_stopping_patience():

@@ -21,7 +21,8 @@ REPO = Path(__file__).resolve().parents[1]
 def make_sweep(root: Path, n_trials: int, heartbeat: int = 2, epochs=(2, 3)) -> Path:
     name = f"w{uuid.uuid4().hex[:8]}"
     text = (REPO / "params/sweeps/smoke.yaml").read_text()
-    text = text.replace("n_trials: 3", f"n_trials: {n_trials}")
+    text = text.replace("n_trials: 1", f"n_trials: {n_trials}")
+    text = text.replace("enqueue_extremes: true", "enqueue_extremes: false")
     text = text.replace("heartbeat_s: 10", f"heartbeat_s: {heartbeat}")
     text = text.replace("max_epochs: [2, 3]", f"max_epochs: [{epochs[0]}, {epochs[1]}]")
     path = root / f"{name}.yaml"
