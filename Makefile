@@ -68,10 +68,8 @@ regenerate: setup ## rebuild every record file of a sweep from its Optuna storag
 lab: setup ## JupyterLab on 127.0.0.1 (with a token)
 	$(PY) -m jupyter lab --ip 127.0.0.1 --no-browser
 
-dashboard: setup ## optuna-dashboard on 127.0.0.1 for a sweep's storage: make dashboard SWEEP=...
-	@url=$$($(PY) -c "from lib.search import storage_url; print(storage_url('$(SWEEP)'))"); \
-	echo "optuna-dashboard on http://127.0.0.1:$(PORT)"; \
-	$(VENV)/bin/optuna-dashboard "$$url" --host 127.0.0.1 --port $(PORT)
+dashboard: setup ## optuna-dashboard on 127.0.0.1 (no login) for a sweep's storage: make dashboard SWEEP=...
+	$(PY) -m lib.sweep dashboard --sweep $(SWEEP) --port $(PORT)
 
 bench: setup ## throughput, MFU and memory benchmarks -> outputs/bench/<timestamp>.json
 	$(PY) -m lib.bench $(BENCHFLAGS)

@@ -10,6 +10,7 @@ the checksum, so a changed file is an error rather than a silent different study
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
 
 import pandas as pd
 
@@ -23,7 +24,7 @@ from .provenance import (
     sha256_file,
     write_json,
 )
-from .sources import DataError, get_raw, parquet_bytes
+from .sources import DataError, load_raw, parquet_bytes, raw_digests, request, store_raw
 from .splits import RAW_PREFIX
 
 
@@ -37,11 +38,39 @@ def read_manifest() -> dict:
     return read_json(paths.PROCESSED_MANIFEST)
 
 
+CODE_FILES = ("sources.py", "features.py", "splits.py", "dataset.py")  # what makes a dataset
+
+
+def features_code() -> str:
+    """sha256 of the code that turns raw bars into a dataset: a dataset built by other code is
+    stale, whatever its name."""
+    import hashlib
+
+    h = hashlib.sha256()
+    here = Path(__file__).parent
+    for name in CODE_FILES:
+        h.update((here / name).read_bytes())
+    return h.hexdigest()
+
+
+def request_of(cfg: DataConfig) -> dict:
+    """Everything a dataset is keyed by: the data section (csv folder resolved) and the code."""
+    config = asdict(cfg)
+    if config.get("csv_dir"):
+        config["csv_dir"] = str(Path(config["csv_dir"]).resolve())
+    return {"config": config, "features_code": features_code()}
+
+
 def build_dataset(cfg: DataConfig, refresh: bool = False) -> dict:
-    """Fetch (or read) raw bars, compute the feature set, write the dataset; returns its entry."""
+    """Fetch (or read) raw bars, compute the feature set, write the dataset; returns its entry.
+
+    Raw bars are cached by what made them (:func:`sources.request`), so a changed CSV file or
+    folder is read again. Nothing is written unless every step succeeded: raw files are stored
+    only once the features computed."""
     if cfg.target not in cfg.tickers:
         raise DataError(f"target '{cfg.target}' is not among tickers {cfg.tickers}")
-    bars, raw_sha = get_raw(cfg.source, cfg.tickers, cfg.csv_dir, cfg.start, cfg.end, refresh)
+    bars, requests, fetched = load_raw(cfg.source, cfg.tickers, cfg.csv_dir, cfg.start, cfg.end,
+                                       refresh)
     frame, dropped = features.compute(cfg.feature_set, bars, cfg.target)
     # raw prices for the labels, kept apart from the features (research rule 5): whatever
     # scaling a feature set or a model applies, labels are built from these
@@ -50,6 +79,7 @@ def build_dataset(cfg: DataConfig, refresh: bool = False) -> dict:
         if col in raw:
             frame[f"{RAW_PREFIX}{col}"] = raw[col].to_numpy(dtype=float)
     frame = frame.reset_index()
+    store_raw(cfg.source, {t: bars[t] for t in fetched}, requests)
     path = dataset_path(cfg.name)
     atomic_write_bytes(path, parquet_bytes(frame))
     entry = {
@@ -60,8 +90,9 @@ def build_dataset(cfg: DataConfig, refresh: bool = False) -> dict:
         "label_columns": [c for c in frame.columns if c.startswith(RAW_PREFIX)],
         "first_date": str(frame["date"].iloc[0].date()),
         "last_date": str(frame["date"].iloc[-1].date()), "warmup_rows_dropped": dropped,
-        "raw_sha256": {t: raw_sha[t] for t in cfg.tickers}, "code": code_version(),
-        "config": asdict(cfg), "created_at": now_iso(),
+        "raw_sha256": raw_digests(cfg.source, cfg.tickers), "raw_requests": requests,
+        "code": code_version(), "config": asdict(cfg), "request": request_of(cfg),
+        "created_at": now_iso(),
     }
     manifest = read_manifest()
     manifest["datasets"][cfg.name] = entry
@@ -69,10 +100,51 @@ def build_dataset(cfg: DataConfig, refresh: bool = False) -> dict:
     return entry
 
 
+def mismatches(cfg: DataConfig, entry: dict) -> list[str]:
+    """How the stored dataset ``entry`` differs from what ``cfg`` asks for (empty: the same)."""
+    want = request_of(cfg)
+    have = entry.get("request") or {"config": entry.get("config"), "features_code": None}
+    out = []
+    for key in sorted(set(want["config"]) | set(have.get("config") or {})):
+        a, b = (have.get("config") or {}).get(key), want["config"].get(key)
+        if a != b:
+            out.append(f"data.{key}: the dataset has {a!r}, the request asks for {b!r}")
+    if have.get("features_code") != want["features_code"]:
+        out.append("the feature code (lib/sources.py, features.py, splits.py, dataset.py) "
+                   "changed since the dataset was built")
+    for t, key in (entry.get("raw_requests") or {}).items():
+        if key.get("source") == "csv" and not out:
+            try:
+                now = request(cfg.source, t, cfg.csv_dir, cfg.start, cfg.end)
+            except DataError as e:
+                out.append(str(e))
+                continue
+            if now != key:
+                out.append(f"{key['csv_file']}: the file changed since the dataset was built")
+    return out
+
+
+def check_request(cfg: DataConfig) -> dict:
+    """The verified dataset named ``cfg.name`` if it is exactly what ``cfg`` asks for; otherwise
+    a DataError that shows both (a dataset is never reused silently for another request)."""
+    entry = verify(cfg.name)
+    diffs = mismatches(cfg, entry)
+    if diffs:
+        raise DataError(f"dataset '{cfg.name}' exists but was built from another request: "
+                        + "; ".join(diffs) + f". Rebuild it (`make data`, or delete "
+                        f"{paths.rel(dataset_path(cfg.name))}) or give the sweep another "
+                        f"data.name")
+    return entry
+
+
+class DatasetMissing(DataError):
+    """No dataset of that name has been built (or its file is gone)."""
+
+
 def manifest_entry(name: str) -> dict:
     entry = read_manifest()["datasets"].get(name)
     if entry is None:
-        raise DataError(f"dataset '{name}' is not in {paths.rel(paths.PROCESSED_MANIFEST)}; "
+        raise DatasetMissing(f"dataset '{name}' is not in {paths.rel(paths.PROCESSED_MANIFEST)}; "
                         f"run `make data` (notebooks/01_data_prep.ipynb) first")
     return entry
 
@@ -82,7 +154,7 @@ def verify(name: str) -> dict:
     entry = manifest_entry(name)
     path = dataset_path(name)
     if not path.exists():
-        raise DataError(f"{paths.rel(path)}: dataset file missing (manifest lists it)")
+        raise DatasetMissing(f"{paths.rel(path)}: dataset file missing (manifest lists it)")
     digest = sha256_file(path)
     if digest != entry["sha256"]:
         raise DataError(f"{paths.rel(path)}: checksum mismatch (manifest {entry['sha256'][:12]}…, "

@@ -93,6 +93,22 @@ def a25_cross(bars: dict[str, pd.DataFrame], target: str) -> pd.DataFrame:
     return out
 
 
+def columns_of(name: str, tickers: list[str], target: str) -> list[str]:
+    """The columns feature set ``name`` computes for these tickers, found by running it on a
+    synthetic random walk: a sweep file can be checked (its budgets' grids need the number of
+    inputs) before any data exists."""
+    if name not in FEATURE_SETS:
+        raise DataError(f"unknown feature set '{name}' (registered: {', '.join(FEATURE_SETS)})")
+    rng = np.random.default_rng(0)
+    idx = pd.bdate_range("2000-01-03", periods=400, name="date")
+    bars = {}
+    for t in tickers:
+        close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, len(idx))))
+        bars[t] = pd.DataFrame({"open": close, "high": close * 1.01, "low": close * 0.99,
+                                "close": close, "volume": 1e6}, index=idx)
+    return list(FEATURE_SETS[name](bars, target).columns)
+
+
 def compute(name: str, bars: dict[str, pd.DataFrame], target: str) -> tuple[pd.DataFrame, int]:
     """Feature frame with warm-up rows (any NaN) dropped; returns (frame, n_dropped)."""
     if name not in FEATURE_SETS:

@@ -51,21 +51,61 @@ globals().get("__annotations__", {}).clear()  # the parameters cell's declaratio
 Out.clear()"""
 
 
+PARTIAL = ".partial.ipynb"  # suffix of a notebook being executed (papermill saves as it goes)
+
+
+def partial_path(output: Path) -> Path:
+    return output.with_name(f".{output.stem}.{os.getpid()}{PARTIAL}")
+
+
 def execute(notebook: Path, output: Path, parameters: dict, cwd: Path | None = None,
             log_output: bool = False, kernel: Kernel | None = None) -> None:
     """Execute ``notebook`` headless with papermill, writing the executed copy to ``output``.
 
-    With ``kernel`` the notebook runs in that long-lived kernel (see :class:`Kernel`); otherwise
+    Papermill saves the copy after every cell, so it is executed under a temporary name and
+    renamed when papermill is done: ``output`` is either the previous copy or a complete new one
+    (one that ran to the end, or stopped at a failing cell it shows), never a torn file. With
+    ``kernel`` the notebook runs in that long-lived kernel (see :class:`Kernel`); otherwise
     papermill starts and stops a kernel of its own."""
-    if kernel is not None:
-        kernel.execute(notebook, output, parameters, log_output=log_output)
-        return
     import papermill as pm
 
     output.parent.mkdir(parents=True, exist_ok=True)
-    pm.execute_notebook(str(notebook), str(output), parameters=parameters,
-                        cwd=str(cwd or notebook.parent.parent), log_output=log_output,
-                        progress_bar=False, kernel_name="python3")
+    tmp = partial_path(output)
+    try:
+        if kernel is not None:
+            kernel.execute(notebook, tmp, parameters, log_output=log_output)
+        else:
+            pm.execute_notebook(str(notebook), str(tmp), parameters=parameters,
+                                cwd=str(cwd or notebook.parent.parent), log_output=log_output,
+                                progress_bar=False, kernel_name="python3")
+    except pm.PapermillExecutionError:
+        _publish(tmp, output)  # a cell failed: the copy that shows where is worth keeping
+        raise
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # interrupted, or the copy could not be written
+        raise
+    _publish(tmp, output)
+
+
+def _publish(tmp: Path, output: Path) -> None:
+    """Rename a complete executed copy into place, if it parses."""
+    import nbformat
+
+    try:
+        nbformat.read(str(tmp), as_version=4)
+    except Exception:  # noqa: BLE001 -- a torn copy (disk full) must not replace a good one
+        tmp.unlink(missing_ok=True)
+        raise OSError(f"{tmp.name}: the executed notebook could not be written "
+                      f"completely") from None
+    os.replace(tmp, output)
+
+
+def is_complete(executed: Path) -> bool:
+    """An executed notebook that exists, parses and shows no error."""
+    try:
+        return executed.exists() and not errors(executed)
+    except Exception:  # noqa: BLE001 -- unreadable counts as not done
+        return False
 
 
 class Kernel:
@@ -141,11 +181,21 @@ def render_html(executed: Path, html: Path, hide_code: bool = True) -> Path:
     exporter = HTMLExporter(exclude_input=hide_code, exclude_input_prompt=hide_code,
                             exclude_output_prompt=hide_code)
     body, _ = exporter.from_notebook_node(nb)
-    html.parent.mkdir(parents=True, exist_ok=True)
-    tmp = html.with_suffix(".html.tmp")
-    tmp.write_text(body)
-    os.replace(tmp, html)
+    from .provenance import atomic_write_bytes
+
+    atomic_write_bytes(html, body.encode())
     return html
+
+
+def remove_stale(folder: Path, patterns=(f"*{PARTIAL}", ".*.tmp", "*.html.tmp")) -> list[Path]:
+    """Temporary files a killed or failed run left under ``folder`` (call only when no other
+    process of this sweep runs: the sweep lock is held)."""
+    gone = []
+    for pattern in patterns:
+        for f in Path(folder).rglob(pattern):
+            f.unlink(missing_ok=True)
+            gone.append(f)
+    return gone
 
 
 def errors(executed: Path) -> list[str]:

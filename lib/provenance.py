@@ -20,6 +20,20 @@ from typing import Any
 
 from . import paths
 
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+FILE_MODE = 0o666 & ~_umask()  # what open() would create: mkstemp's 0600 hid data from others
+
+
+class CorruptFileError(ValueError):
+    """A record or manifest that cannot be read back (truncated, bytes flipped)."""
+
+
 TRACKED_PACKAGES = (
     "torch", "numpy", "pandas", "pyarrow", "scikit-learn", "TA-Lib", "arch", "yfinance", "optuna",
     "papermill", "psutil", "nvidia-ml-py",
@@ -52,6 +66,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except OSError as e:
         if os.path.exists(tmp):
@@ -99,8 +114,15 @@ def write_json(path: Path, obj: Any) -> None:
 
 
 def read_json(path: Path) -> Any:
-    with open(path) as f:
-        return json.load(f)
+    """The JSON document at ``path``; a file that does not parse is a ``CorruptFileError`` that
+    names it (a missing file stays ``FileNotFoundError``)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CorruptFileError(f"{paths.rel(Path(path))}: not valid JSON ({e}); rebuild it from "
+                               f"the study storage with `make regenerate SWEEP=<sweep>` (a "
+                               f"final.json is moved aside and re-run by `make final`)") from None
 
 
 def package_versions(names=TRACKED_PACKAGES) -> dict[str, str | None]:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import gc
 import os
-import re
 import socket
 import time
 import warnings
@@ -98,7 +97,18 @@ def cells(sweep: str, cfg: SweepConfig) -> list[Cell]:
 
 
 def mask_url(url: str) -> str:
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+    """The URL with its password replaced by ***: any characters in the password (a raw '@'
+    included: the host follows the LAST '@'), with or without a scheme."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    at = rest.rfind("@")
+    if at < 0:
+        return url
+    creds, host = rest[:at], rest[at + 1:]
+    user, colon, _ = creds.partition(":")
+    masked = f"{user}:***" if colon else creds
+    return f"{scheme}{sep}{masked}@{host}"
 
 
 def storage_url(sweep: str) -> str:
@@ -127,8 +137,22 @@ def open_storage(url: str, heartbeat_s: int = 30, max_retry: int = 2) -> optuna.
                            f"{type(e).__name__}: {str(e).splitlines()[0][:300]}") from None
 
 
-def make_sampler(cfg: SweepConfig) -> optuna.samplers.TPESampler:
-    return optuna.samplers.TPESampler(seed=cfg.search.seed, multivariate=True, constant_liar=True)
+def sampler_seed(cfg: SweepConfig, worker: str = "") -> int:
+    """The search seed; each named worker gets its own, so two processes on one study never
+    propose the same parameters from the same history (the driver's stays reproducible)."""
+    import zlib
+
+    return cfg.search.seed if not worker else (cfg.search.seed + zlib.crc32(worker.encode())) \
+        % 2**31
+
+
+def make_sampler(cfg: SweepConfig, worker: str = "") -> optuna.samplers.TPESampler:
+    return optuna.samplers.TPESampler(seed=sampler_seed(cfg, worker), multivariate=True,
+                                      constant_liar=True)
+
+
+class DatasetChanged(RuntimeError):
+    """A cell's study was created on another dataset than the one there now."""
 
 
 def make_pruner(cfg: SweepConfig) -> optuna.pruners.BasePruner:
@@ -227,12 +251,20 @@ def arch_record(arch: Arch, mcfg: ModelConfig, model) -> tuple[dict, dict]:
 
 
 def create_study(cell: Cell, cfg: SweepConfig, storage, archs_all: list[Arch],
-                 manifest: dict) -> optuna.Study:
+                 manifest: dict, worker: str = "") -> optuna.Study:
     """Create (or load) the cell's study; the first creation records provenance and enqueues the
-    grid's extremes and a default configuration as ordinary trials."""
+    grid's extremes and a default configuration as ordinary trials. A study created on another
+    dataset (checksum) is refused: its trials and new ones would mix two datasets."""
     study = optuna.create_study(study_name=cell.study_name, storage=storage,
-                                sampler=make_sampler(cfg), pruner=make_pruner(cfg),
+                                sampler=make_sampler(cfg, worker), pruner=make_pruner(cfg),
                                 direction=direction(cfg), load_if_exists=True)
+    recorded = ((study.user_attrs.get("provenance") or {}).get("dataset") or {}).get("sha256")
+    if recorded and recorded != manifest["sha256"]:
+        raise DatasetChanged(
+            f"{cell.id}: its study was created on dataset '{cfg.data.name}' with sha256 "
+            f"{recorded[:12]}…, but that dataset is now {manifest['sha256'][:12]}…: new trials "
+            f"would mix two datasets. Run the sweep under another name (or delete "
+            f"{paths.rel(paths.SWEEPS / cell.name)} to start it again)")
     if study.user_attrs.get("n_trials") != cfg.search.n_trials:
         study.set_user_attr("n_trials", cfg.search.n_trials)
     if "provenance" not in study.user_attrs:
@@ -287,6 +319,52 @@ def cell_status(cell: Cell, cfg: SweepConfig, url: str) -> dict:
         b = study.best_trial
         c["best_objective"], c["best_arch"] = b.value, b.params.get("arch")
     return c
+
+
+def storage_failure(e: BaseException) -> str | None:
+    """The database error behind ``e`` (a lost connection, a deleted or read-only SQLite file),
+    looked for along its chain of causes; None when ``e`` has nothing to do with the storage.
+    Optuna can turn such an error into an AssertionError a few frames later."""
+    import sqlalchemy.exc
+
+    seen = 0
+    while e is not None and seen < 10:
+        if isinstance(e, sqlalchemy.exc.SQLAlchemyError):
+            return f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+        e = e.__cause__ or e.__context__
+        seen += 1
+    return None
+
+
+class OneInterrupt:
+    """SIGINT handler for a search: the first interrupt raises KeyboardInterrupt, later ones are
+    ignored until the interrupted trial is recorded and queued again. A driver interrupts its
+    kernels repeatedly (one that sits between two cells ignores a single interrupt); a second
+    interrupt landing in Optuna's bookkeeping left a trial RUNNING with no record."""
+
+    def __init__(self):
+        self.hit = False
+        self.previous = None
+
+    def __call__(self, signum, frame):
+        if not self.hit:
+            self.hit = True
+            raise KeyboardInterrupt
+
+    def install(self) -> OneInterrupt:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self)
+        return self
+
+    def restore(self) -> None:
+        import signal
+
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+            self.previous = None
 
 
 class CellRunner:
@@ -353,7 +431,8 @@ class CellRunner:
                 tmp.unlink(missing_ok=True)
 
     def _study(self) -> optuna.Study:
-        return create_study(self.cell, self.cfg, self.storage, self.archs_all, self.manifest)
+        return create_study(self.cell, self.cfg, self.storage, self.archs_all, self.manifest,
+                            self.worker)
 
     # -- trials ------------------------------------------------------------------------------
     def _sample(self, trial: optuna.Trial) -> tuple[Arch, dict]:
@@ -491,6 +570,7 @@ class CellRunner:
         # 0.25 s a trial here (bench/NOTES.md).
         gc.collect()
         gc.freeze()
+        interrupt = OneInterrupt().install()
         try:
             while True:
                 optuna.storages.fail_stale_trials(self.study)
@@ -512,23 +592,31 @@ class CellRunner:
                 if not ok:
                     self.stopped_reason = why
                     break
-                try:
-                    self.study.optimize(self.objective, n_trials=1,
-                                        callbacks=[self._after_trial],
-                                        catch=(DivergenceError, SurplusTrial,
-                                               ArchitectureUnavailable),
-                                        gc_after_trial=True)
-                except KeyboardInterrupt:
-                    # Optuna calls no callback for an interrupted trial: record it, and queue
-                    # its parameters again (behind the trials already waiting), so the
-                    # configuration is not lost
-                    for t in self._record_unrecorded_failures():
-                        if t.user_attrs.get("interrupted") and "arch" in t.params:
-                            # a probe's retry is still a probe: effort stays equal per budget
-                            self.study.enqueue_trial(dict(t.params), user_attrs={
-                                "retry_of": t.number, "enqueued": records.is_probe(t)})
-                    raise
+                self.study.optimize(self.objective, n_trials=1, callbacks=[self._after_trial],
+                                    catch=(DivergenceError, SurplusTrial,
+                                           ArchitectureUnavailable),
+                                    gc_after_trial=True)
+        except Exception as e:
+            cause = storage_failure(e)
+            if cause is None:
+                raise
+            raise StorageError(f"the study storage {mask_url(self.url)} failed during the "
+                               f"search: {cause} (every trial that finished before is "
+                               f"recorded; run again once the storage is back)") from e
+        except KeyboardInterrupt:
+            # Optuna has ended the interrupted trial FAILED but calls no callback for it: record
+            # it, and queue its parameters again (behind the trials already waiting), so the
+            # configuration is not lost. Further interrupts are ignored until this is done.
+            t0 = time.time()
+            for t in self._record_unrecorded_failures():
+                if t.user_attrs.get("interrupted") and "arch" in t.params:
+                    # a probe's retry is still a probe: effort stays equal per budget
+                    self.study.enqueue_trial(dict(t.params), user_attrs={
+                        "retry_of": t.number, "enqueued": records.is_probe(t)})
+            self.log(f"interrupted: trial recorded and queued again in {time.time() - t0:.1f} s")
+            raise
         finally:
+            interrupt.restore()
             gc.unfreeze()
             bar.close()
             self.telemetry.stop()

@@ -82,6 +82,11 @@ def validate_ohlcv(df: pd.DataFrame, name: str) -> pd.DataFrame:
         raise DataError(f"{name}: row {df.index[pos + 1].date()}: dates not increasing "
                         f"(follows {df.index[pos].date()})")
     prices = [c for c in ("open", "high", "low", "close") if c in df.columns]
+    for col in [*prices, *(["volume"] if "volume" in df.columns else [])]:
+        bad = np.isinf(df[col].to_numpy(dtype=float))
+        if bad.any():
+            raise DataError(f"{name}: row {df.index[bad][0].date()}: infinite '{col}' "
+                            f"({df[col][bad].iloc[0]})")
     for col in prices:
         nan = df[col].isna()
         if nan.any():
@@ -208,7 +213,28 @@ def _read_manifest(path: Path) -> dict:
     return read_json(path) if path.exists() else {"files": {}}
 
 
-def store_raw(source: str, frames: dict[str, pd.DataFrame]) -> dict:
+def request(source: str, ticker: str, csv_dir: str | None = None, start: str | None = None,
+            end: str | None = None) -> dict:
+    """What a raw file is made from: its identity in the cache. A CSV is identified by its
+    resolved path and its content's sha256, the shipped data by the ``arch`` version, a download
+    by its date range."""
+    key: dict = {"source": source, "ticker": ticker}
+    if source == "csv":
+        if not csv_dir:
+            raise DataError("source 'csv' needs csv_dir (a folder with <TICKER>.csv files)")
+        path = Path(csv_dir) / f"{ticker}.csv"
+        if not path.exists():
+            raise DataError(f"{path}: file not found for ticker '{ticker}'")
+        key.update(csv_file=str(path.resolve()), csv_sha256=sha256_file(path))
+    elif source == "embedded":
+        key["arch"] = package_versions(("arch",))["arch"]
+    else:
+        key.update(start=start, end=end)
+    return key
+
+
+def store_raw(source: str, frames: dict[str, pd.DataFrame],
+              requests: dict[str, dict] | None = None) -> dict:
     """Write validated frames and update the raw manifest; returns the manifest entries written."""
     manifest = _read_manifest(paths.RAW_MANIFEST)
     versions = package_versions(("pandas", "pyarrow", "arch", "yfinance"))
@@ -220,18 +246,23 @@ def store_raw(source: str, frames: dict[str, pd.DataFrame]) -> dict:
             "ticker": ticker, "source": source, "sha256": sha256_file(path), "rows": len(df),
             "first_date": str(df.index[0].date()), "last_date": str(df.index[-1].date()),
             "retrieved_at": now_iso(), "library_versions": versions,
+            "request": (requests or {}).get(ticker),
         }
     manifest["files"].update(entries)
     write_json(paths.RAW_MANIFEST, manifest)
     return entries
 
 
-def read_raw(source: str, ticker: str) -> tuple[pd.DataFrame, str]:
-    """Read a stored raw file and verify it against the raw manifest; returns (frame, sha256)."""
+def read_raw(source: str, ticker: str, key: dict | None = None) -> tuple[pd.DataFrame, str]:
+    """Read a stored raw file made from request ``key`` and verify its checksum; returns
+    (frame, sha256). ``FileNotFoundError`` when there is none, or it was made from another
+    request (another CSV file or content, another date range): it must be fetched again."""
     path = raw_path(source, ticker)
     entry = _read_manifest(paths.RAW_MANIFEST)["files"].get(paths.rel(path))
     if entry is None or not path.exists():
         raise FileNotFoundError(path)
+    if key is not None and entry.get("request") != key:
+        raise FileNotFoundError(f"{path}: made from another request")
     digest = sha256_file(path)
     if digest != entry["sha256"]:
         raise DataError(f"{paths.rel(path)}: checksum mismatch (manifest {entry['sha256'][:12]}…, "
@@ -239,22 +270,34 @@ def read_raw(source: str, ticker: str) -> tuple[pd.DataFrame, str]:
     return pd.read_parquet(path), digest
 
 
-def get_raw(source: str, tickers: list[str], csv_dir: str | None = None, start: str | None = None,
-            end: str | None = None, refresh: bool = False) -> tuple[dict[str, pd.DataFrame], dict]:
-    """Frames for ``tickers``, from data/raw when recorded there, else fetched (all validated first,
-    then all written, so an error leaves nothing partial). Returns (frames, {ticker: sha256})."""
-    frames, digests, todo = {}, {}, []
+def load_raw(source: str, tickers: list[str], csv_dir: str | None = None,
+             start: str | None = None, end: str | None = None, refresh: bool = False
+             ) -> tuple[dict[str, pd.DataFrame], dict[str, dict], list[str]]:
+    """Frames for ``tickers``: from data/raw when a file made from the same request is recorded
+    there, else fetched and validated. Nothing is written here (the caller stores the fetched
+    frames once everything built from them succeeded). Returns (frames, requests, fetched)."""
+    frames, requests, fetched = {}, {}, []
     for t in tickers:
+        requests[t] = request(source, t, csv_dir, start, end)
         try:
             if refresh:
                 raise FileNotFoundError
-            frames[t], digests[t] = read_raw(source, t)
+            frames[t], _ = read_raw(source, t, requests[t])
         except FileNotFoundError:
-            todo.append(t)
-    fetched = {t: fetch(source, t, csv_dir, start, end) for t in todo}
-    if fetched:
-        entries = store_raw(source, fetched)
-        for t, df in fetched.items():
-            frames[t] = df
-            digests[t] = entries[paths.rel(raw_path(source, t))]["sha256"]
-    return frames, digests
+            frames[t] = fetch(source, t, csv_dir, start, end)
+            fetched.append(t)
+    return frames, requests, fetched
+
+
+def get_raw(source: str, tickers: list[str], csv_dir: str | None = None, start: str | None = None,
+            end: str | None = None, refresh: bool = False) -> tuple[dict[str, pd.DataFrame], dict]:
+    """:func:`load_raw`, then store what was fetched (all validated first, then all written, so
+    an error leaves nothing partial). Returns (frames, {ticker: sha256})."""
+    frames, requests, fetched = load_raw(source, tickers, csv_dir, start, end, refresh)
+    store_raw(source, {t: frames[t] for t in fetched}, requests)
+    return frames, raw_digests(source, tickers)
+
+
+def raw_digests(source: str, tickers: list[str]) -> dict[str, str]:
+    files = _read_manifest(paths.RAW_MANIFEST)["files"]
+    return {t: files[paths.rel(raw_path(source, t))]["sha256"] for t in tickers}

@@ -26,7 +26,7 @@ from . import dataset as ds
 from . import notebook, paths, records
 from .config import ConfigError, SweepConfig, load_sweep
 from .model import BudgetError, parse_budget
-from .provenance import read_json, write_json
+from .provenance import CorruptFileError, read_json, write_json
 from .search import (
     Cell,
     CellRunner,
@@ -43,22 +43,122 @@ def _say(msg: str) -> None:
     print(msg, flush=True)
 
 
+class LockError(RuntimeError):
+    """Another driver holds the sweep."""
+
+
+class SweepLock:
+    """An exclusive lock on a sweep's folder for the process that drives it (``run``, ``final``,
+    ``report``, ``regenerate``): two drivers on one sweep would sample the same parameters and
+    write the same files. Workers (``make worker``) do not take it: they join a running sweep.
+    The lock is released when the process ends, however it ends."""
+
+    def __init__(self, name: str):
+        self.path = paths.SWEEPS / name / ".driver.lock"
+        self.name = name
+        self.f = None
+
+    def __enter__(self) -> SweepLock:
+        import fcntl
+        import socket
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.f = open(self.path, "a+")  # noqa: SIM115 -- held for the life of the driver
+        try:
+            fcntl.flock(self.f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.f.seek(0)
+            holder = self.f.read().strip() or "another process"
+            self.f.close()
+            raise LockError(f"sweep '{self.name}' is being driven by {holder}: wait for it to "
+                            f"finish, or add workers to its search with `make worker "
+                            f"SWEEP={self.name}`") from None
+        self.f.seek(0)
+        self.f.truncate()
+        self.f.write(f"pid {os.getpid()} on {socket.gethostname()} since "
+                     f"{time.strftime('%Y-%m-%d %H:%M:%S')}")
+        self.f.flush()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.f is not None:
+            self.f.close()
+
+
+KNOWN_ERRORS = ("DataError", "DatasetMissing", "ConfigError", "SplitError", "BudgetError")
+
+
 def ensure_data(name: str, cfg: SweepConfig) -> None:
-    """Run the data notebook when the sweep's dataset is missing; a bad checksum stays an error."""
+    """The sweep's dataset, exactly as its data section asks: built by the data notebook when
+    missing; an existing dataset of that name built from another request (source, tickers, CSV
+    folder or content, dates, feature set, feature code) or with a bad checksum is an error
+    that shows both, never reused silently."""
     try:
-        ds.verify(cfg.data.name)
+        ds.check_request(cfg.data)
         return
-    except ds.DataError as e:
-        if "checksum" in str(e):
-            raise
+    except ds.DatasetMissing:
+        pass
     d = cfg.data
     out = paths.OUTPUTS / "data_prep" / f"01_data_prep_{d.name}.ipynb"
     _say(f"dataset '{d.name}' missing: running notebooks/01_data_prep.ipynb -> {paths.rel(out)}")
-    notebook.execute(paths.NOTEBOOKS / "01_data_prep.ipynb", out, {
-        "source": d.source, "tickers": ",".join(d.tickers), "target": d.target,
-        "feature_set": d.feature_set, "csv_dir": d.csv_dir or "", "name": d.name,
-        "val_start": cfg.split.val_start or "", "test_start": cfg.split.test_start or ""})
-    ds.verify(d.name)
+    import papermill as pm
+
+    try:
+        notebook.execute(paths.NOTEBOOKS / "01_data_prep.ipynb", out, {
+            "source": d.source, "tickers": ",".join(d.tickers), "target": d.target,
+            "feature_set": d.feature_set, "csv_dir": d.csv_dir or "", "name": d.name,
+            "start": d.start or "", "end": d.end or "",
+            "val_start": cfg.split.val_start or "", "test_start": cfg.split.test_start or ""})
+    except pm.PapermillExecutionError as e:
+        if e.ename in KNOWN_ERRORS:  # a bad input: its own message, the notebook keeps the rest
+            raise ds.DataError(f"{e.evalue} (data notebook: {paths.rel(out)})") from None
+        raise
+    ds.check_request(cfg.data)
+
+
+def check_splits(cfg: SweepConfig) -> None:
+    """Blocks inside the data with enough windows for every horizon: a SplitError now, before
+    any study is created, rather than when a cell runs."""
+    from .splits import make_splits
+
+    df, _ = ds.load_dataset(cfg.data.name)
+    for h in cfg.horizons:
+        make_splits(df, cfg.split, horizon=h)
+
+
+def corrupt_records(name: str) -> list[str]:
+    """Record files of a sweep that do not parse (checked before a run reads them)."""
+    from .provenance import CorruptFileError
+
+    bad = []
+    for pattern in ("*/trials/trial_*.json", "*/final.json", "*/best.json",
+                    "*/study_summary.json"):
+        for f in sorted((paths.SWEEPS / name).glob(pattern)):
+            try:
+                read_json(f)
+            except CorruptFileError:
+                bad.append(paths.rel(f))
+    return bad
+
+
+def cell_done(cell: Cell, counts: dict) -> bool:
+    """A cell is done when its study has its target, and its records, executed notebook and
+    report exist and parse (a disk-full failure can leave any of them missing or torn)."""
+    from .provenance import CorruptFileError
+
+    if counts["finished"] < counts["target"]:
+        return False
+    if not notebook.is_complete(cell.dir / "03_hpo_sweep.ipynb"):
+        return False
+    html = paths.REPORTS / cell.name / f"{cell.id}.html"
+    if not html.exists() or b"</html>" not in html.read_bytes()[-200:]:
+        return False
+    try:
+        for f in ("best.json", "study_summary.json"):
+            read_json(cell.dir / f)
+    except (OSError, CorruptFileError):
+        return False
+    return True
 
 
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -88,7 +188,11 @@ def run_cell_notebook(cell: Cell, threads: int, workers: int, sweep_file: str,
             "sweep": sweep_file, "budget": cell.budget, "horizon": cell.horizon,
             "n_trials": 0, "workers": workers, "threads": threads}, kernel=kernel)
     except Exception as e:  # papermill raises PapermillExecutionError with the cell's error
-        status, error = "failed", f"{type(e).__name__}: {str(e).strip().splitlines()[-1][:300]}"
+        status = "failed"
+        if getattr(e, "ename", None):  # the cell's own error, without papermill's wrapper
+            error = f"{e.ename}: {(str(e.evalue).strip().splitlines() or [''])[0][:300]}"
+        else:
+            error = f"{type(e).__name__}: {str(e).strip().splitlines()[-1][:300]}"
     if out.exists():
         try:
             notebook.render_html(out, paths.REPORTS / cell.sweep / f"{cell.id}.html")
@@ -103,14 +207,12 @@ def status_table(name: str, cfg: SweepConfig, results: dict | None = None) -> pd
     for cell in cells(name, cfg):
         c = cell_status(cell, cfg, url)
         r = (results or {}).get(cell.id, {})
-        final = cell.dir / "final.json"
         rows.append({"cell": cell.id, "finished": f"{c['finished']}/{c['target']}",
                      "sampled": c["sampled"], "enqueued": c["enqueued"],
                      "complete": c["complete"], "pruned": c["pruned"], "failed": c["failed"],
                      "best_objective": c.get("best_objective"), "best_arch": c.get("best_arch"),
                      "wall_s": round(r["wall_s"], 1) if "wall_s" in r else None,
-                     "final": "yes" if final.exists() and read_json(final).get("complete")
-                     else "no",
+                     "final": "yes" if _final_done(cell) else "no",
                      "status": r.get("status", "done" if c["finished"] >= c["target"]
                                      else "unfinished")})
     return pd.DataFrame(rows)
@@ -127,9 +229,28 @@ def run(sweep: str, jobs: int | None = None, force: bool = False, workers: int =
         final: bool = True, report: bool = True) -> int:
     cfg = load_sweep(sweep)
     name = Path(sweep).stem
-    jobs = jobs or cfg.jobs
+    if jobs is not None and jobs < 1:
+        raise ConfigError(f"JOBS must be >= 1 (cells run at once), got {jobs}")
+    if workers < 1:
+        raise ConfigError(f"WORKERS must be >= 1 (worker processes per cell), got {workers}")
+    with SweepLock(name):
+        return _run(sweep, name, cfg, jobs or cfg.jobs, force, workers, final, report)
+
+
+def _run(sweep: str, name: str, cfg: SweepConfig, jobs: int, force: bool, workers: int,
+         final: bool, report: bool) -> int:
     t0 = time.time()
+    bad = corrupt_records(name)
+    if bad:
+        raise CorruptFileError(f"{len(bad)} record file(s) of sweep '{name}' do not parse: "
+                               f"{', '.join(bad[:5])}; rebuild them from the study storage with "
+                               f"`make regenerate SWEEP={name}`")
+    stale = notebook.remove_stale(paths.SWEEPS / name) + notebook.remove_stale(
+        paths.REPORTS / name)
+    if stale:
+        _say(f"removed {len(stale)} temporary file(s) an earlier run left behind")
     ensure_data(name, cfg)
+    check_splits(cfg)
     stages = {"data_s": time.time() - t0}
     try:
         sizes = grid_sizes(cfg)
@@ -143,8 +264,7 @@ def run(sweep: str, jobs: int | None = None, force: bool = False, workers: int =
     todo = []
     for cell in cells(name, cfg):
         init_cell(cell, cfg, url)
-        c = cell_status(cell, cfg, url)
-        if force or c["finished"] < c["target"] or not (cell.dir / "03_hpo_sweep.ipynb").exists():
+        if force or not cell_done(cell, cell_status(cell, cfg, url)):
             todo.append(cell)
     # largest budgets first: the slots then finish together instead of one slot running the
     # biggest cell alone at the end (longest-processing-time-first scheduling)
@@ -207,7 +327,7 @@ def run(sweep: str, jobs: int | None = None, force: bool = False, workers: int =
             with ThreadPoolExecutor(max_workers=jobs) as pool:
                 list(pool.map(lambda g, log: _subprocess(
                     ["final", "--sweep", sweep, *[x for c in g for x in ("--cell", c.id)],
-                     "--threads", str(threads)], log),
+                     "--threads", str(threads), "--held-by-driver"], log),
                     groups, logs))
             for i, g in enumerate(groups):
                 for c in g:
@@ -217,7 +337,8 @@ def run(sweep: str, jobs: int | None = None, force: bool = False, workers: int =
                              f"{paths.rel(logs[i])})")
         stages["final_s"], t_stage = time.time() - t_stage, time.time()
         html = paths.REPORTS / name / "scaling_report.html"
-        if report and (todo or finals or force or not html.exists()):
+        if report and (todo or finals or force or not notebook.is_complete(
+                paths.SWEEPS / name / "04_scaling_report.ipynb") or not html.exists()):
             rc = make_report(sweep, kernel=kernels[0])
             if rc:
                 results["report"] = {"status": "failed"}
@@ -275,8 +396,13 @@ def utilization(sweep: str, cfg: SweepConfig, since: float, wall_s: float, jobs:
 
 
 def _final_done(cell: Cell) -> bool:
+    """A complete final evaluation in the current format (with its interval method)."""
     f = cell.dir / "final.json"
-    return f.exists() and bool(read_json(f).get("complete"))
+    try:
+        state = read_json(f) if f.exists() else {}
+    except CorruptFileError:
+        return False
+    return bool(state.get("complete")) and "interval" in state
 
 
 def final_cells(sweep: str, cell_ids: list[str] | None, threads: int | None) -> int:
@@ -351,21 +477,79 @@ def collect(name: str, sources: list[str]) -> int:
 
 
 def regenerate(name: str) -> int:
+    """Rebuild every record file of a sweep from its study storage (trial records, best.json,
+    all_trials.json, study summaries with their baselines); a final.json that does not parse is
+    moved aside, so that the next `make final` re-runs it."""
     import optuna
 
+    from .baselines import cached_baselines
     from .search import open_storage
+    from .splits import make_splits
 
     cfg = load_sweep(name)
     storage = open_storage(storage_url(Path(name).stem))
+    df = None
     for cell in cells(name, cfg):
         try:
             study = optuna.load_study(study_name=cell.study_name, storage=storage)
         except KeyError:
             continue
         n = records.regenerate(cell.dir, study, cell.as_dict())
-        records.study_summary(cell.dir, study, cell.as_dict())
-        _say(f"{cell.id}: {n} record(s) rebuilt from storage")
+        if df is None:
+            df, _ = ds.load_dataset(cfg.data.name)
+        splits = make_splits(df, cfg.split, horizon=cell.horizon)
+        baselines = cached_baselines(df, splits, paths.BASELINE_CACHE, seed=cfg.train.seed,
+                                     collapse_spread=cfg.train.collapse_spread)
+        records.study_summary(cell.dir, study, cell.as_dict(), baselines)
+        final, note = cell.dir / "final.json", ""
+        if final.exists():
+            try:
+                read_json(final)
+            except CorruptFileError:
+                aside = final.with_name(f"final.json.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+                os.replace(final, aside)
+                note = f"; {paths.rel(final)} did not parse: moved to {aside.name}, `make final` " \
+                       f"re-runs it"
+        _say(f"{cell.id}: {n} record(s) rebuilt from storage{note}")
     return 0
+
+
+def dashboard(name: str, port: int) -> int:
+    """optuna-dashboard for the sweep's storage on 127.0.0.1, started in this process: the
+    storage URL (and its password) never appears on a command line. The dashboard has no
+    login; it listens on the loopback interface only (reach it from elsewhere through an SSH
+    tunnel)."""
+    from optuna_dashboard import run_server
+
+    from .search import mask_url, open_storage
+
+    url = storage_url(Path(name).stem)
+    _say(f"optuna-dashboard for {mask_url(url)} on http://127.0.0.1:{port} (no login: loopback "
+         f"only; from another machine: ssh -L {port}:127.0.0.1:{port} <this host>)")
+    run_server(open_storage(url), host="127.0.0.1", port=port)
+    return 0
+
+
+def _errors() -> tuple[type, ...]:
+    """Failures that are the input's fault or the environment's: one ``error:`` line, exit 2."""
+    from .hardware import PreflightError
+    from .search import DatasetChanged
+    from .splits import SplitError
+
+    return (ConfigError, StorageError, ds.DataError, SplitError, BudgetError, CorruptFileError,
+            DatasetChanged, LockError, PreflightError)
+
+
+def _keep_traceback(name: str) -> None:
+    """The full traceback of the last error, for a sweep that has run before (a bad input to a
+    new sweep writes nothing): ``outputs/sweeps/<sweep>/last_error.log``."""
+    import traceback
+
+    folder = paths.SWEEPS / name
+    if folder.is_dir() and any(p.is_dir() for p in folder.iterdir()):
+        from .provenance import atomic_write_bytes
+
+        atomic_write_bytes(folder / "last_error.log", traceback.format_exc().encode())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -386,15 +570,20 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("--worker-id", default=f"w{os.getpid()}")
     for cmd in ("status", "regenerate", "report"):
         sub.add_parser(cmd).add_argument("--sweep", default="default")
+    d = sub.add_parser("dashboard", help="optuna-dashboard on 127.0.0.1 (no login)")
+    d.add_argument("--sweep", default="default")
+    d.add_argument("--port", type=int, default=8080)
     f = sub.add_parser("final", help="multi-seed test evaluation of a cell's best configurations")
     f.add_argument("--sweep", default="default")
     f.add_argument("--cell", action="append", default=None,
                    help="a cell id (repeatable); default: every cell")
     f.add_argument("--threads", type=int, default=None)
+    f.add_argument("--held-by-driver", action="store_true", help=argparse.SUPPRESS)
     c = sub.add_parser("collect", help="merge records from other machines' sweep folders")
     c.add_argument("--sweep", default="default")
     c.add_argument("sources", nargs="+")
     a = p.parse_args(argv)
+    name = Path(a.sweep).stem
     try:
         if a.cmd == "run":
             return run(a.sweep, a.jobs, a.force, a.workers, not a.no_final, not a.no_report)
@@ -404,16 +593,23 @@ def main(argv: list[str] | None = None) -> int:
             cfg = load_sweep(a.sweep)
             _say(status_table(a.sweep, cfg).to_string(index=False))
             return 0
-        if a.cmd == "regenerate":
-            return regenerate(a.sweep)
-        if a.cmd == "report":
-            return make_report(a.sweep)
+        if a.cmd == "dashboard":
+            return dashboard(a.sweep, a.port)
         if a.cmd == "collect":
             return collect(a.sweep, a.sources)
-        if a.cmd == "final":
+        if a.cmd == "final" and a.held_by_driver:  # the driver holds the lock
             return final_cells(a.sweep, a.cell, a.threads)
-    except (ConfigError, StorageError, ds.DataError) as e:
+        load_sweep(a.sweep)  # a bad sweep file is an error before any lock file is written
+        with SweepLock(name):
+            if a.cmd == "regenerate":
+                return regenerate(a.sweep)
+            if a.cmd == "report":
+                return make_report(a.sweep)
+            if a.cmd == "final":
+                return final_cells(a.sweep, a.cell, a.threads)
+    except _errors() as e:
         _say(f"error: {e}")
+        _keep_traceback(name)
         return 2
     except KeyboardInterrupt:
         _say("interrupted; run the same command to resume")

@@ -259,10 +259,19 @@ def test_ctrl_c_stops_the_sweep_and_the_next_run_finishes_it(smoke_run, tmp_path
     p.send_signal(signal.SIGINT)
     out, _ = p.communicate(timeout=60)
     assert p.returncode == 130 and "interrupted" in out, out[-2000:]
-    assert time.time() - t0 < 30
+    assert "Traceback" not in out, out[-3000:]
+    assert time.time() - t0 < 15
     assert not kernels_of(root), "a kernel outlived the interrupted sweep"
     first = json.loads((log.parent / "trials" / "trial_0000.json").read_text())
     assert first["state"] == "FAIL" and first["interrupted"]
+    paths.set_root(root)
+    study = optuna.load_study(study_name="t_ctrlc:8k-h1", storage=open_storage(
+        storage_url("t_ctrlc")))
+    states = [t.state.name for t in study.trials]
+    assert "RUNNING" not in states, states  # nothing for the next run to wait out
+    assert [t.user_attrs.get("retry_of") for t in study.trials if t.state.name == "WAITING"] \
+        == [0]  # queued again at once
+    assert "interrupted: trial recorded and queued again" in log.read_text()
     r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-2000:]
     paths.set_root(root)
