@@ -17,7 +17,7 @@ PORT    ?= 8080
 TESTTMP ?= $(CURDIR)/outputs/.test
 TEST_WORKERS ?= 2  # pytest-xdist processes (by file); the notebooks then run in order
 
-.PHONY: help setup data trial sweep worker status final report regenerate lab dashboard bench \
+.PHONY: help setup data trial sweep ablation worker status final report regenerate lab dashboard bench \
         test lint clean clean-data
 
 help: ## show this list of targets
@@ -49,6 +49,9 @@ trial: setup ## one trial, looked at closely: make trial BUDGET=100k HORIZON=1 [
 
 sweep: setup ## run the grid, final evaluation and report: make sweep [SWEEP=default] [JOBS=N] [WORKERS=N] [FORCE=1]
 	$(PY) -m lib.sweep run --sweep $(SWEEP) $(if $(JOBS),--jobs $(JOBS)) --workers $(WORKERS) $(if $(FORCE),--force)
+
+ablation: setup ## input normalisations x feature sets, chosen on validation: make ablation [SWEEP=inputs]
+	$(PY) -m lib.ablation --sweep $(if $(filter default,$(SWEEP)),inputs,$(SWEEP)) $(if $(JOBS),--jobs $(JOBS))
 
 worker: setup ## join a sweep's studies as one more worker: make worker SWEEP=... [CELL=1M-h1]
 	$(PY) -m lib.sweep worker --sweep $(SWEEP) $(if $(CELL),--cell $(CELL))

@@ -33,7 +33,10 @@ HGB_GRID = ({"max_depth": 2, "l2_regularization": 1.0}, {"max_depth": 3, "l2_reg
 def scale_free(df: pd.DataFrame) -> pd.DataFrame:
     """Day-t features using data up to t only, with price levels turned into ratios or returns."""
     out = pd.DataFrame(index=df.index)
-    close = df["close"]
+    close = df["close"] if "close" in df.columns else None  # a scale-free set has no levels
+    if close is None and any(c in PRICE_LEVEL for c in df.columns):
+        raise ValueError("price-level features without a 'close' column cannot be made "
+                         "scale-free")
     for col in df.columns:
         x = df[col]
         if col == "close":

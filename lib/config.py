@@ -62,7 +62,9 @@ class ModelConfig:
     d_ff: int = 256  # feed-forward width
     dropout: float = 0.1  # dropout in attention, feed-forward and head
     tokenizer: str = "mixed"  # mixed (patch across all features) | independent (per channel)
-    revin: bool = True  # per-window reversible instance normalisation with affine weights
+    norm: str = "revin"  # input normalisation: revin (per window) | revin_stats (per window, the
+    #                      window's level and scale given back as a token) | global (training-block
+    #                      statistics) | none (for scale-free feature sets)
 
 
 @dataclass
@@ -107,6 +109,8 @@ class SearchConfig:
     dropout: list[float] = field(default_factory=lambda: [0.0, 0.3])  # uniform range
     batch_size: list[int] = field(default_factory=lambda: [32, 64, 128])  # categorical
     max_epochs: list[int] = field(default_factory=lambda: [10, 30])  # integer range
+    norm: list[str] = field(default_factory=list)  # input normalisations to sample; empty: the
+    #                                               model section's norm, fixed
     pruner: str = "median"  # median | hyperband | none
     pruner_startup_trials: int = 3  # trials completed before the median pruner acts
     pruner_warmup_epochs: int = 2  # epochs of a trial before it may be pruned
@@ -147,6 +151,13 @@ class AnalysisConfig:
 
 
 @dataclass
+class AblationConfig:
+    feature_sets: list[str] = field(default_factory=list)  # feature sets crossed (make ablation)
+    norms: list[str] = field(default_factory=list)  # input normalisations crossed
+    budgets: list[str] = field(default_factory=list)  # budgets of the ablation; empty: budgets
+
+
+@dataclass
 class SweepConfig:
     budgets: list[str] = field(default_factory=lambda: ["100k"])  # parameter budget targets
     horizons: list[int] = field(default_factory=lambda: [1, 3, 5])  # trading days ahead
@@ -159,6 +170,7 @@ class SweepConfig:
     guards: GuardConfig = field(default_factory=GuardConfig)
     final: FinalConfig = field(default_factory=FinalConfig)
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+    ablation: AblationConfig = field(default_factory=AblationConfig)  # make ablation only
     jobs: int = 1  # cells run at once by make sweep (JOBS overrides)
     jobs_threads: int | None = None  # torch threads shared by parallel cells; None: all cores
     description: str = ""  # what the sweep is for
@@ -290,6 +302,12 @@ def validate_sweep(cfg: SweepConfig, where: Any = "sweep") -> None:
         raise bad("search.batch_size", f"needs sizes >= 1, got {s.batch_size}")
     if s.n_trials < 1:
         raise bad("search.n_trials", "must be >= 1")
+    from .model import NORMS
+
+    for norm in [cfg.model.norm, *s.norm, *cfg.ablation.norms]:
+        if norm not in NORMS:
+            raise bad("model.norm, search.norm or ablation.norms",
+                      f"unknown normalisation {norm!r} (choose from {', '.join(NORMS)})")
     if cfg.train.objective not in ("val_logloss", "val_auc"):
         raise bad("train.objective", "must be val_logloss or val_auc")
     if cfg.final.seeds < 1:
@@ -361,12 +379,19 @@ def _validate_data(cfg: SweepConfig, bad) -> None:
                   f"{', '.join(FEATURE_SETS)})")
     if d.source == "csv" and not d.csv_dir:
         raise bad("data.csv_dir", "source csv needs a folder with <TICKER>.csv files")
-    n = len(feature_columns(columns_of(d.feature_set, d.tickers, d.target), cfg.split))
-    base = dataclasses.replace(cfg.model, context_len=cfg.split.context_len, n_features=n)
-    for b in cfg.budgets:
-        try:
-            budget_grid(b, base, cfg.grid)
-        except BudgetError as e:
-            raise bad("budgets", str(e)) from None
-        except ValueError as e:  # an impossible model setting (patching, heads)
-            raise bad("model", str(e)) from None
+    for fs in cfg.ablation.feature_sets:
+        if fs not in FEATURE_SETS:
+            raise bad("ablation.feature_sets", f"unknown feature set '{fs}' (registered: "
+                      f"{', '.join(FEATURE_SETS)})")
+    for fs, budgets in [(d.feature_set, cfg.budgets),
+                        *[(f, cfg.ablation.budgets or cfg.budgets)
+                          for f in cfg.ablation.feature_sets]]:
+        n = len(feature_columns(columns_of(fs, d.tickers, d.target), cfg.split))
+        base = dataclasses.replace(cfg.model, context_len=cfg.split.context_len, n_features=n)
+        for b in budgets:
+            try:
+                budget_grid(b, base, cfg.grid)
+            except BudgetError as e:
+                raise bad("budgets", f"{e} (feature set {fs}, {n} inputs)") from None
+            except ValueError as e:  # an impossible model setting (patching, heads)
+                raise bad("model", str(e)) from None

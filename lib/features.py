@@ -80,6 +80,63 @@ def a25(bars: dict[str, pd.DataFrame], target: str) -> pd.DataFrame:
     return out
 
 
+@register("sf")
+def scale_free(bars: dict[str, pd.DataFrame], target: str) -> pd.DataFrame:
+    """Scale-free counterpart of ``a25``, whose price-level columns drift over decades: every
+    column is a ratio, a return or a bounded level, so a model can use it without per-window
+    normalisation (``norm: none`` or ``global``).
+
+    Log returns over 1, 2, 5, 10, 20 days; the day's range log(High/Low), body log(Close/Open)
+    and gap log(Open/previous Close); DEMA 9/20/90, SMA 12/50/200 and the 20-day VWAP relative to
+    Close; ATR 14 and Bollinger width (20, 2) relative to Close, 20-day realised volatility;
+    RSI 14, StochRSI fast-K, weekly RSI and StochRSI fast-K, ADX 14 on [0, 1], Bollinger %B;
+    MACD line relative to Close; log volume against its 20-day mean, 20-day OBV change and the
+    Chaikin oscillator relative to 20-day volume. All from bars up to day t (rule 7).
+    """
+    if target not in bars:
+        raise DataError(f"feature set sf: target '{target}' not among tickers {list(bars)}")
+    df = bars[target]
+    missing = [c for c in ("open", "high", "low", "close", "volume") if c not in df.columns]
+    if missing:
+        raise DataError(f"feature set sf needs OHLCV bars for '{target}'; missing {missing}")
+    if df["volume"].isna().any():
+        raise DataError(f"feature set sf needs volume for '{target}'; it has missing values "
+                        f"(first at {df.index[df['volume'].isna()][0].date()})")
+    o, h, lo, c, v = (df[k].to_numpy(dtype=float) for k in ("open", "high", "low", "close",
+                                                           "volume"))
+    close = df["close"].astype(float)
+    logc = np.log(close)
+    out = pd.DataFrame(index=df.index)
+    for n in (1, 2, 5, 10, 20):
+        out[f"ret_{n}"] = logc.diff(n).to_numpy()
+    out["range"] = np.log(h / lo)
+    out["body"] = np.log(c / o)
+    out["gap"] = np.log(o / np.r_[np.nan, c[:-1]])
+    for n in (9, 20, 90):
+        out[f"dema_{n}_rel"] = talib.DEMA(c, timeperiod=n) / c - 1
+    for n in (12, 50, 200):
+        out[f"sma_{n}_rel"] = talib.SMA(c, timeperiod=n) / c - 1
+    out["vwap_20_rel"] = talib.SUM(c * v, timeperiod=20) / talib.SUM(v, timeperiod=20) / c - 1
+    out["atr_14_rel"] = talib.ATR(h, lo, c, timeperiod=14) / c
+    up, mid, dn = talib.BBANDS(c, timeperiod=20, nbdevup=2, nbdevdn=2)
+    out["bb_width_20"] = (up - dn) / mid
+    out["bb_pctb_20_2"] = (c - dn) / (up - dn)
+    out["rv_20"] = logc.diff().rolling(20).std().to_numpy()
+    out["rsi_14"] = talib.RSI(c, timeperiod=14) / 100
+    out["stochrsi_k"] = _stochrsi_k(c) / 100
+    out["rsi_14_weekly"] = weekly(close, lambda x: talib.RSI(x, timeperiod=14)) / 100
+    out["stochrsi_k_weekly"] = weekly(close, _stochrsi_k) / 100
+    out["adx_14"] = talib.ADX(h, lo, c, timeperiod=14) / 100
+    out["macd_rel"] = talib.MACD(c, fastperiod=12, slowperiod=26, signalperiod=9)[0] / c
+    logv = np.log(np.clip(v, 1, None))
+    out["volume_rel"] = logv - talib.SMA(logv, timeperiod=20)
+    vol20 = talib.SUM(v, timeperiod=20)
+    out["obv_change_20"] = (talib.OBV(c, v) - np.r_[np.full(20, np.nan),
+                                                   talib.OBV(c, v)[:-20]]) / vol20
+    out["adosc_rel"] = talib.ADOSC(h, lo, c, v, fastperiod=3, slowperiod=10) / (vol20 / 20)
+    return out
+
+
 @register("a25x")
 def a25_cross(bars: dict[str, pd.DataFrame], target: str) -> pd.DataFrame:
     """a25 plus the 1-day log return of every other ticker (cross-asset context), as of day t."""

@@ -45,6 +45,58 @@ class RevIN(nn.Module):
         return (x - mean) / std * self.weight + self.bias
 
 
+def symlog(x: torch.Tensor) -> torch.Tensor:
+    return torch.sign(x) * torch.log1p(x.abs())
+
+
+class RevINStats(RevIN):
+    """RevIN that also returns what it removed: per channel symlog(window mean) and
+    log(window standard deviation)."""
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        last = x[:, -1:, :].detach()
+        xc = x - last  # x: [batch, context_len, n_features], centred on the newest step
+        mean = xc.mean(dim=1, keepdim=True)  # [batch, 1, n_features]
+        var = xc.var(dim=1, keepdim=True, unbiased=False)
+        std = torch.sqrt(var + self.eps)
+        z = (xc - mean) / std * self.weight + self.bias
+        stats = torch.stack([symlog(mean + last), 0.5 * torch.log(var + self.eps)], dim=-1)
+        return z, stats.squeeze(1)  # stats: [batch, n_features, 2]
+
+
+class GlobalNorm(nn.Module):
+    """Standardisation with fixed per-channel statistics of the training block (buffers, not
+    parameters: nothing is learned, and nothing crosses into validation or test)."""
+
+    def __init__(self, n_features: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(n_features))
+        self.register_buffer("std", torch.ones(n_features))
+        self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not bool(self.fitted):
+            raise RuntimeError("norm 'global' needs the training block's statistics: call "
+                               "lib.model.fit_input_stats(model, X_train) before training")
+        return (x - self.mean) / self.std
+
+
+NORMS = ("revin", "revin_stats", "global", "none")
+
+
+def fit_input_stats(model: nn.Module, X_train) -> None:
+    """Set a ``global`` model's per-channel mean and standard deviation from the training windows
+    (every day of every window); a no-op for the other normalisations."""
+    norm = getattr(model, "norm", None)
+    if not isinstance(norm, GlobalNorm):
+        return
+    X = torch.as_tensor(X_train, dtype=torch.float64)  # float64: OBV-sized values
+    flat = X.reshape(-1, X.shape[-1])  # flat: [windows * context_len, n_features]
+    norm.mean.copy_(flat.mean(0).float())
+    norm.std.copy_(flat.std(0).clamp_min(1e-8).float())
+    norm.fitted.fill_(True)
+
+
 class Block(nn.Module):
     """Pre-norm encoder block: self-attention (scaled_dot_product_attention), GELU feed-forward."""
 
@@ -81,6 +133,8 @@ def n_patches(cfg: ModelConfig) -> int:
 def check_config(cfg: ModelConfig) -> None:
     if cfg.tokenizer not in ("mixed", "independent"):
         raise ValueError(f"tokenizer must be 'mixed' or 'independent', got {cfg.tokenizer!r}")
+    if cfg.norm not in NORMS:
+        raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {cfg.norm!r}")
     if not 1 <= cfg.stride <= cfg.patch_len <= cfg.context_len:
         raise ValueError(f"need 1 <= stride ({cfg.stride}) <= patch_len ({cfg.patch_len}) <= "
                          f"context_len ({cfg.context_len}) so every day, the newest included, "
@@ -89,28 +143,40 @@ def check_config(cfg: ModelConfig) -> None:
         raise ValueError(f"n_heads ({cfg.n_heads}) must divide d_model ({cfg.d_model})")
 
 
+def n_tokens(cfg: ModelConfig) -> int:
+    """Tokens per sequence: the patches, plus the statistics token of ``revin_stats``."""
+    return n_patches(cfg) + (1 if cfg.norm == "revin_stats" else 0)
+
+
 class PatchTST(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         check_config(cfg)
         self.cfg = cfg
         self.n_patches = n_patches(cfg)
-        in_dim = cfg.patch_len * (cfg.n_features if cfg.tokenizer == "mixed" else 1)
-        self.revin = RevIN(cfg.n_features) if cfg.revin else None
+        c = cfg.n_features
+        in_dim = cfg.patch_len * (c if cfg.tokenizer == "mixed" else 1)
+        self.norm = {"revin": lambda: RevIN(c), "revin_stats": lambda: RevINStats(c),
+                     "global": lambda: GlobalNorm(c), "none": lambda: None}[cfg.norm]()
         self.embed = nn.Linear(in_dim, cfg.d_model)
         self.pos = nn.Parameter(torch.randn(self.n_patches, cfg.d_model) * 0.02)
+        if cfg.norm == "revin_stats":  # the window's statistics as one more token
+            self.stats_embed = nn.Linear(2 * (c if cfg.tokenizer == "mixed" else 1), cfg.d_model)
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg.d_model, cfg.n_heads, cfg.d_ff, cfg.dropout)
                                     for _ in range(cfg.n_layers))
-        self.norm = nn.LayerNorm(cfg.d_model)
-        channels = cfg.n_features if cfg.tokenizer == "independent" else 1
-        self.head = nn.Linear(channels * self.n_patches * cfg.d_model, 1)
+        self.final_norm = nn.LayerNorm(cfg.d_model)
+        channels = c if cfg.tokenizer == "independent" else 1
+        self.head = nn.Linear(channels * n_tokens(cfg) * cfg.d_model, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [batch, context_len, n_features] raw features -> logits [batch]."""
         cfg, b = self.cfg, x.shape[0]
-        if self.revin is not None:
-            x = self.revin(x)
+        stats = None
+        if cfg.norm == "revin_stats":
+            x, stats = self.norm(x)  # stats: [batch, n_features, 2]
+        elif self.norm is not None:
+            x = self.norm(x)
         x = x.transpose(1, 2)  # x: [batch, n_features, context_len]
         x = F.pad(x, (0, cfg.stride), mode="replicate")  # x: [batch, n_features, L + stride]
         p = x.unfold(-1, cfg.patch_len, cfg.stride)  # p: [batch, n_features, n_patches, patch_len]
@@ -118,10 +184,15 @@ class PatchTST(nn.Module):
             p = p.permute(0, 2, 1, 3).reshape(b, self.n_patches, -1)  # [batch, n_patches, C*P]
         else:
             p = p.reshape(b * cfg.n_features, self.n_patches, -1)  # [batch*C, n_patches, P]
-        z = self.drop(self.embed(p) + self.pos)  # z: [batch', n_patches, d_model]
+        z = self.embed(p) + self.pos  # z: [batch', n_patches, d_model]
+        if stats is not None:
+            s = stats.reshape(b, -1) if cfg.tokenizer == "mixed" else stats.reshape(
+                b * cfg.n_features, 2)  # s: [batch', 2C] or [batch*C, 2]
+            z = torch.cat([z, self.stats_embed(s).unsqueeze(1)], dim=1)  # [batch', tokens, d]
+        z = self.drop(z)
         for block in self.blocks:
             z = block(z)
-        z = self.norm(z).reshape(b, -1)  # z: [batch, channels * n_patches * d_model]
+        z = self.final_norm(z).reshape(b, -1)  # z: [batch, channels * tokens * d_model]
         return self.head(self.drop(z)).squeeze(-1)  # logits: [batch]
 
 
@@ -134,15 +205,17 @@ def count_params(cfg: ModelConfig) -> dict[str, int]:
     exponent."""
     d, ff, c, n = cfg.d_model, cfg.d_ff, cfg.n_features, n_patches(cfg)
     in_dim = cfg.patch_len * (c if cfg.tokenizer == "mixed" else 1)
-    embedding = (2 * c if cfg.revin else 0) + in_dim * d + d + n * d
+    embedding = (2 * c if cfg.norm in ("revin", "revin_stats") else 0) + in_dim * d + d + n * d
+    if cfg.norm == "revin_stats":  # the statistics token's projection
+        embedding += 2 * (c if cfg.tokenizer == "mixed" else 1) * d + d
     per_layer = 2 * d + (3 * d * d + 3 * d) + (d * d + d) + 2 * d + (d * ff + ff) + (ff * d + d)
     encoder = cfg.n_layers * per_layer + 2 * d  # + final LayerNorm
-    head = (c if cfg.tokenizer == "independent" else 1) * n * d + 1
+    head = (c if cfg.tokenizer == "independent" else 1) * n_tokens(cfg) * d + 1
     return {"embedding": embedding, "encoder": encoder, "head": head,
             "non_embedding": encoder + head, "total": embedding + encoder + head}
 
 
-EMBEDDING_MODULES = ("revin", "embed", "pos")  # what count_params calls the embedding
+EMBEDDING_MODULES = ("norm", "embed", "pos", "stats_embed")  # count_params' "embedding"
 
 
 def measured_params(model: nn.Module) -> int:
@@ -165,12 +238,13 @@ def flops_per_sample(cfg: ModelConfig, training: bool = True, attention: bool = 
     ``attention=False`` leaves out the QK^T and AV products (torch's FLOP counter does not see the
     CPU kernel of scaled_dot_product_attention, so tests compare that part separately).
     """
-    d, ff, n = cfg.d_model, cfg.d_ff, n_patches(cfg)
+    d, ff, n, t = cfg.d_model, cfg.d_ff, n_patches(cfg), n_tokens(cfg)
     seqs = cfg.n_features if cfg.tokenizer == "independent" else 1
     in_dim = cfg.patch_len * (cfg.n_features if cfg.tokenizer == "mixed" else 1)
-    per_token = in_dim * d + cfg.n_layers * (4 * d * d + 2 * d * ff)
-    attn = cfg.n_layers * 2 * n * n * d if attention else 0  # QK^T and AV, per sequence
-    forward = 2 * (seqs * n * per_token + seqs * attn + seqs * n * d)
+    embed = n * in_dim * d + (t - n) * 2 * (cfg.n_features if seqs == 1 else 1) * d
+    layers = t * cfg.n_layers * (4 * d * d + 2 * d * ff)
+    attn = cfg.n_layers * 2 * t * t * d if attention else 0  # QK^T and AV, per sequence
+    forward = 2 * (seqs * (embed + layers) + seqs * attn + seqs * t * d)
     return float(3 * forward if training else forward)
 
 
@@ -185,7 +259,7 @@ def memory_estimate(cfg: ModelConfig, batch: int, bytes_per_act: int = 4,
     weights' bf16 copies are added (activations stay counted at ``bytes_per_act``).
     """
     p = count_params(cfg)["total"]
-    d, ff, n, h, c = cfg.d_model, cfg.d_ff, n_patches(cfg), cfg.n_heads, cfg.n_features
+    d, ff, n, h, c = cfg.d_model, cfg.d_ff, n_tokens(cfg), cfg.n_heads, cfg.n_features
     tokens = batch * n * (c if cfg.tokenizer == "independent" else 1)
     in_dim = cfg.patch_len * (c if cfg.tokenizer == "mixed" else 1)
     floats = batch * 4 * (cfg.context_len + cfg.stride) * c  # RevIN and padding copies

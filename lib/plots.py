@@ -170,3 +170,27 @@ def skill_by_horizon(results: pd.DataFrame, column: str = "test_skill_own") -> p
     ax.set_title("Test skill per budget and horizon (95% block-bootstrap intervals)", fontsize=9)
     ax.legend(fontsize=7, ncol=2)
     return fig
+
+
+def ablation_skill(t: pd.DataFrame, column: str = "val_skill_own",
+                   baseline: str = "logreg_val_skill_own") -> plt.Figure:
+    """Per horizon, the drift-aware skill of every (feature set, normalisation), mean over the
+    ablation's budgets; logistic regression on the same feature set as a tick on each bar."""
+    horizons = sorted(t["horizon"].unique())
+    fig, axes = plt.subplots(1, len(horizons), figsize=(4.2 * len(horizons), 3.8), sharey=True,
+                             squeeze=False)
+    for ax, h in zip(axes[0], horizons, strict=True):
+        g = t[t["horizon"] == h].groupby(["feature_set", "norm"])[[column, baseline]].mean()
+        labels = [f"{fs}\n{n}" for fs, n in g.index]
+        ax.bar(range(len(g)), g[column], color="tab:blue", alpha=0.8, label="transformer")
+        ax.scatter(range(len(g)), g[baseline], marker="_", s=300, color="black",
+                   label="logistic regression (same features)")
+        ax.set_xticks(range(len(g)), labels, fontsize=7)
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_title(f"h={h}", fontsize=10)
+    axes[0][0].set_ylabel(column.replace("_", " "))
+    axes[0][0].legend(fontsize=7, loc="lower left")
+    fig.suptitle("Validation drift-aware skill by inputs (mean over budgets): the choice is made "
+                 "here", fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -40,6 +40,7 @@ from .model import (
     budget_grid,
     count_params,
     extremes,
+    fit_input_stats,
     measured_breakdown,
     memory_estimate,
     parse_budget,
@@ -176,12 +177,15 @@ def _clip(x, rng):
 
 def default_params(cfg: SweepConfig, arch: Arch) -> dict:
     s, t = cfg.search, cfg.train
-    return {"arch": arch.id, "lr": _clip(t.lr, s.lr), "weight_decay": _clip(t.weight_decay,
-                                                                            s.weight_decay),
-            "warmup_frac": _clip(t.warmup_frac, s.warmup_frac),
-            "dropout": _clip(cfg.model.dropout, s.dropout),
-            "batch_size": t.batch_size if t.batch_size in s.batch_size else s.batch_size[0],
-            "max_epochs": int(_clip(t.max_epochs, s.max_epochs))}
+    out = {"arch": arch.id, "lr": _clip(t.lr, s.lr),
+           "weight_decay": _clip(t.weight_decay, s.weight_decay),
+           "warmup_frac": _clip(t.warmup_frac, s.warmup_frac),
+           "dropout": _clip(cfg.model.dropout, s.dropout),
+           "batch_size": t.batch_size if t.batch_size in s.batch_size else s.batch_size[0],
+           "max_epochs": int(_clip(t.max_epochs, s.max_epochs))}
+    if s.norm:
+        out["norm"] = cfg.model.norm if cfg.model.norm in s.norm else s.norm[0]
+    return out
 
 
 def base_model(cfg: SweepConfig, n_features: int) -> ModelConfig:
@@ -194,8 +198,11 @@ def n_inputs(cfg: SweepConfig, entry: dict) -> int:
     return len(feature_columns(entry["columns"], cfg.split))
 
 
-def model_config(cfg: SweepConfig, arch: Arch, dropout: float, n_features: int) -> ModelConfig:
-    return arch.apply(replace(base_model(cfg, n_features), dropout=dropout))
+def model_config(cfg: SweepConfig, arch: Arch, dropout: float, n_features: int,
+                 norm: str | None = None) -> ModelConfig:
+    """The trial's model: the architecture, the sampled dropout and (when searched) norm."""
+    return arch.apply(replace(base_model(cfg, n_features), dropout=dropout,
+                              norm=norm or cfg.model.norm))
 
 
 def train_config(cfg: SweepConfig, params: dict, seed: int, threads: int | None) -> TrainConfig:
@@ -215,6 +222,8 @@ def check_resolved(params: dict, result: TrainResult) -> dict:
               "batch_size": r["batch_size"] == params["batch_size"] or r["batch_size"] < params[
                   "batch_size"],
               "max_epochs": r["max_epochs"] == params["max_epochs"]}
+    if "norm" in params:
+        checks["norm"] = r.get("norm") == params["norm"]
     bad = [k for k, ok in checks.items() if not ok]
     if bad:
         raise AssertionError(f"sampled settings did not reach training: {bad} (resolved {r})")
@@ -223,12 +232,15 @@ def check_resolved(params: dict, result: TrainResult) -> dict:
 
 def build(cfg: SweepConfig, splits: Splits, arch: Arch, params: dict,
           seed: int) -> tuple[PatchTST, ModelConfig]:
-    """The seeded model for ``arch`` with the sampled dropout."""
+    """The seeded model for ``arch`` with the sampled dropout and norm; a ``global`` model gets
+    the training block's statistics (never validation's or test's)."""
     import torch
 
-    mcfg = model_config(cfg, arch, params["dropout"], len(splits.columns))
+    mcfg = model_config(cfg, arch, params["dropout"], len(splits.columns), params.get("norm"))
     torch.manual_seed(seed)
-    return PatchTST(mcfg), mcfg
+    model = PatchTST(mcfg)
+    fit_input_stats(model, splits.train.X)
+    return model, mcfg
 
 
 def fit(cfg: SweepConfig, splits: Splits, model: PatchTST, params: dict, seed: int,
@@ -245,7 +257,7 @@ def arch_record(arch: Arch, mcfg: ModelConfig, model) -> tuple[dict, dict]:
     m = measured_breakdown(model)
     n_params = dict(counts, **m, analytic_matches=m["measured"] == counts["total"]
                     and m["measured_non_embedding"] == counts["non_embedding"])
-    return dict(asdict(arch), tokenizer=mcfg.tokenizer, patch_len=mcfg.patch_len,
+    return dict(asdict(arch), tokenizer=mcfg.tokenizer, norm=mcfg.norm, patch_len=mcfg.patch_len,
                 stride=mcfg.stride, context_len=mcfg.context_len,
                 n_features=mcfg.n_features), n_params
 
@@ -446,6 +458,8 @@ class CellRunner:
             "dropout": trial.suggest_float("dropout", *s.dropout),
             "batch_size": trial.suggest_categorical("batch_size", s.batch_size),
             "max_epochs": trial.suggest_int("max_epochs", *s.max_epochs)}
+        if s.norm:
+            params["norm"] = trial.suggest_categorical("norm", s.norm)
         by_id = {a.id: a for a in self.archs}
         if params["arch"] not in by_id:
             raise ArchitectureUnavailable(f"architecture {params['arch']} was dropped by this "

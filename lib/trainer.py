@@ -285,6 +285,7 @@ def train(model: nn.Module, X_train: np.ndarray, y_train: np.ndarray, X_val: np.
         "pos_weight": None if loss_fn.pos_weight is None else float(loss_fn.pos_weight),
         "device": str(device), "autocast_bf16": autocast, "threads": torch.get_num_threads(),
         "seed": cfg.seed, "objective": cfg.objective, "compile": cfg.compile,
+        "norm": getattr(getattr(model, "cfg", None), "norm", None),
     }
     best_objective = val["logloss"] if cfg.objective == "val_logloss" else val["auc"]
     return TrainResult(curve=curve, best_epoch=best_epoch, objective=cfg.objective,

@@ -13,7 +13,7 @@ def real_bars():
     return {t: sources.load_embedded(t) for t in ("^GSPC", "^IXIC")}
 
 
-@pytest.mark.parametrize("name", ["a25", "a25x"])
+@pytest.mark.parametrize("name", ["a25", "a25x", "sf"])
 def test_truncation_no_future_data(real_bars, name):
     full, _ = features.compute(name, real_bars, "^GSPC")
     idx = real_bars["^GSPC"].index
@@ -41,6 +41,19 @@ def test_a25_has_exactly_25_columns(real_bars):
     frame, dropped = features.compute("a25", real_bars, "^GSPC")
     assert frame.shape[1] == 25 and dropped > 0
     assert not frame.isna().any().any()
+
+
+def test_scale_free_set_does_not_drift_with_the_price_level(real_bars):
+    """Every column of 'sf' is a ratio, a return or a bounded level: multiplying every price
+    (and not the volume) by 10 changes nothing, while a25's price columns scale with it."""
+    frame, _ = features.compute("sf", real_bars, "^GSPC")
+    assert frame.shape[1] == 28 and not frame.isna().any().any()
+    scaled = {k: v.assign(**{c: v[c] * 10 for c in ("open", "high", "low", "close")})
+              for k, v in real_bars.items()}
+    again, _ = features.compute("sf", scaled, "^GSPC")
+    np.testing.assert_allclose(again.to_numpy(), frame.to_numpy(), rtol=1e-6, atol=1e-9)
+    a25, _ = features.compute("a25", scaled, "^GSPC")
+    assert not np.allclose(a25["close"], features.compute("a25", real_bars, "^GSPC")[0]["close"])
 
 
 def test_registry_errors(real_bars):

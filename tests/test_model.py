@@ -8,7 +8,9 @@ import torch
 
 from lib.config import GridConfig, ModelConfig
 from lib.model import (
+    NORMS,
     BudgetError,
+    fit_input_stats,
     PatchTST,
     budget_grid,
     count_params,
@@ -33,7 +35,7 @@ def random_configs(n, seed=0):
                                stride=rng.randint(1, patch), d_model=d, n_heads=heads,
                                n_layers=rng.randint(0, 3), d_ff=rng.choice([8, 40, 64]),
                                tokenizer=rng.choice(["mixed", "independent"]),
-                               revin=rng.random() < 0.7, dropout=0.0))
+                               norm=rng.choice(NORMS), dropout=0.0))
     return out
 
 
@@ -54,6 +56,7 @@ def test_newest_day_changes_the_logit(cfg):
     torch.manual_seed(0)
     model = PatchTST(cfg).eval()
     x = torch.randn(2, cfg.context_len, cfg.n_features)
+    fit_input_stats(model, torch.randn(8, cfg.context_len, cfg.n_features))
     x2 = x.clone()
     x2[:, -1, :] += 3.0
     assert not torch.allclose(model(x), model(x2)), "the newest bar does not reach the output"
@@ -67,7 +70,7 @@ def test_newest_bar_reaches_the_logit_without_normalisation(L, P, S, tokenizer):
     the last step can carry it. The gradient of the logit with respect to the newest bar must be
     non-zero for every channel."""
     cfg = ModelConfig(context_len=L, n_features=3, patch_len=P, stride=S, d_model=16, n_heads=2,
-                      n_layers=1, d_ff=16, dropout=0.0, tokenizer=tokenizer, revin=False)
+                      n_layers=1, d_ff=16, dropout=0.0, tokenizer=tokenizer, norm="none")
     torch.manual_seed(0)
     model = PatchTST(cfg).eval()
     x = torch.randn(2, L, 3, requires_grad=True)
@@ -210,3 +213,63 @@ def test_every_2b_and_200m_architecture_of_phase6a_fits_an_80gb_gpu(tokenizer):
             assert memory_estimate(m, micro, autocast_bf16=True)["total"] <= 0.85 * usable
             if tokenizer == "mixed":
                 assert micro == batch, (a.id, micro)  # no accumulation needed
+
+
+# ---- input normalisations: what each can and cannot see ------------------------------------
+
+def norm_model(norm, tokenizer="mixed", seed=0):
+    cfg = ModelConfig(context_len=32, n_features=3, patch_len=8, stride=8, d_model=16,
+                      n_heads=2, n_layers=1, d_ff=32, dropout=0.0, norm=norm,
+                      tokenizer=tokenizer)
+    torch.manual_seed(seed)
+    return PatchTST(cfg).eval()
+
+
+def windows(n=16, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 32, 3, generator=g) * 5 + 100
+
+
+@pytest.mark.parametrize("tokenizer", ["mixed", "independent"])
+def test_revin_cannot_see_a_windows_level_or_scale(tokenizer):
+    m, x = norm_model("revin", tokenizer), windows()
+    torch.testing.assert_close(m(x), m(x * 3.0 + 50.0), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("tokenizer", ["mixed", "independent"])
+def test_revin_stats_sees_level_and_scale_and_keeps_the_shape(tokenizer):
+    m, x = norm_model("revin_stats", tokenizer), windows()
+    assert not torch.allclose(m(x), m(x * 3.0), atol=1e-4)  # volatility visible
+    assert not torch.allclose(m(x), m(x + 50.0), atol=1e-4)  # level visible
+    # what RevIN passes on is unchanged: without the statistics token the two agree
+    plain = norm_model("revin", tokenizer)
+    z, stats = m.norm(x)
+    torch.testing.assert_close(z, plain.norm(x))
+    torch.testing.assert_close(stats[..., 1].exp(), x.std(dim=1, unbiased=False), rtol=1e-3,
+                               atol=1e-3)
+
+
+def test_global_uses_training_statistics_only_and_sees_level():
+    m = norm_model("global")
+    with pytest.raises(RuntimeError, match="needs the training block's statistics"):
+        m(windows())
+    train = windows(64, seed=2)
+    fit_input_stats(m, train)
+    flat = train.reshape(-1, 3).double()
+    torch.testing.assert_close(m.norm.mean, flat.mean(0).float())
+    torch.testing.assert_close(m.norm.std, flat.std(0).float())
+    x = windows()
+    assert not torch.allclose(m(x), m(x + 5.0), atol=1e-4)  # level visible
+    frozen = {k: v.clone() for k, v in m.state_dict().items()}
+    m(windows(64, seed=9) * 1e3)  # evaluating other data changes no statistic
+    for k, v in m.state_dict().items():
+        torch.testing.assert_close(v, frozen[k])
+    assert count_params(m.cfg)["total"] == measured_params(m)  # buffers are not parameters
+
+
+def test_none_passes_raw_inputs():
+    m = norm_model("none")
+    x = windows()
+    assert not torch.allclose(m(x), m(x * 2.0), atol=1e-4)
+    assert m.norm is None and count_params(m.cfg)["embedding"] == count_params(
+        norm_model("revin").cfg)["embedding"] - 2 * 3

@@ -365,3 +365,18 @@ def test_resume_after_interrupt_loses_no_trial(root):
     assert set(counted) <= files
     for f in trials_dir.glob("trial_*.json"):
         json.loads(f.read_text())
+
+
+def test_the_search_can_sample_the_input_normalisation(root):
+    """model.norm as a searched setting: every trial samples one, it reaches the live model
+    (rule 2: read back and compared), and a 'global' trial trains on training statistics."""
+    cfg = tiny_cfg(n_trials=4, norm=["revin", "revin_stats", "global", "none"])
+    r = runner(root, "t_norm", cfg)
+    r.run(progress=False)
+    done = [t for t in r.study.get_trials() if t.state == optuna.trial.TrialState.COMPLETE]
+    assert done and all("norm" in t.params for t in done)
+    for t in done:
+        rec = read_json(records.trial_path(r.dir, t.number))
+        assert rec["resolved"]["norm"] == rec["arch"]["norm"] == t.params["norm"]
+        assert rec["resolved_matches_sampled"]["norm"] and rec["n_params"]["analytic_matches"]
+    assert len({t.params["norm"] for t in r.study.get_trials()}) > 1
