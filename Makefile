@@ -14,8 +14,11 @@ HORIZON ?= 1
 CELL    ?=
 FORCE   ?=
 PORT    ?= 8080
+# where data/, outputs/ and reports/ live (tests move them with WORKBENCH_ROOT)
+OUTROOT := $(or $(WORKBENCH_ROOT),$(CURDIR))
 TESTTMP ?= $(CURDIR)/outputs/.test
-TEST_WORKERS ?= 2  # pytest-xdist processes (by file); the notebooks then run in order
+# pytest-xdist processes (by file); the notebooks then run in order
+TEST_WORKERS ?= 2
 
 .PHONY: help setup data trial sweep ablation worker status final report regenerate lab dashboard bench \
         test lint clean clean-data
@@ -37,15 +40,19 @@ $(STAMP): requirements.txt pyproject.toml environment.yml
 setup: $(STAMP) ## build .venv (conda when available, else pip); a no-op when nothing changed
 
 data: setup ## run notebooks/01_data_prep.ipynb headless on the shipped data (copy under outputs/)
-	@mkdir -p outputs/data_prep
-	$(PY) -m papermill notebooks/01_data_prep.ipynb outputs/data_prep/01_data_prep.ipynb --cwd . --no-progress-bar
+	@mkdir -p $(OUTROOT)/outputs/data_prep
+	$(PY) -m papermill notebooks/01_data_prep.ipynb $(OUTROOT)/outputs/data_prep/01_data_prep.ipynb \
+	  --cwd . --no-progress-bar
 
 trial: setup ## one trial, looked at closely: make trial BUDGET=100k HORIZON=1 [SMOKE=1]
-	@mkdir -p outputs/trials
-	$(PY) -m papermill notebooks/02_train_trial.ipynb outputs/trials/02_train_trial_$(BUDGET)_h$(HORIZON).ipynb \
+	@mkdir -p $(OUTROOT)/outputs/trials
+	$(PY) -m papermill notebooks/02_train_trial.ipynb \
+	  $(OUTROOT)/outputs/trials/02_train_trial_$(BUDGET)_h$(HORIZON).ipynb \
 	  --cwd . --no-progress-bar -p budget $(BUDGET) -p horizon $(HORIZON) $(if $(SMOKE),-p smoke True)
-	$(PY) -c "from lib.notebook import render_html as r; from pathlib import Path as P; \
-	  print(r(P('outputs/trials/02_train_trial_$(BUDGET)_h$(HORIZON).ipynb'), P('reports/trials/02_train_trial_$(BUDGET)_h$(HORIZON).html'), hide_code=False))"
+	$(PY) -c "from lib.notebook import render_html as r; from lib.index import write_index; \
+	  from lib import paths; name = '02_train_trial_$(BUDGET)_h$(HORIZON)'; \
+	  print(r(paths.OUTPUTS / 'trials' / f'{name}.ipynb', paths.REPORTS / 'trials' / f'{name}.html', \
+	  hide_code=False)); write_index()"
 
 sweep: setup ## run the grid, final evaluation and report: make sweep [SWEEP=default] [JOBS=N] [WORKERS=N] [FORCE=1]
 	$(PY) -m lib.sweep run --sweep $(SWEEP) $(if $(JOBS),--jobs $(JOBS)) --workers $(WORKERS) $(if $(FORCE),--force)
@@ -68,8 +75,11 @@ report: setup ## execute and render the scaling report: make report [SWEEP=defau
 regenerate: setup ## rebuild every record file of a sweep from its Optuna storage
 	$(PY) -m lib.sweep regenerate --sweep $(SWEEP)
 
-lab: setup ## JupyterLab on 127.0.0.1 (with a token)
-	$(PY) -m jupyter lab --ip 127.0.0.1 --no-browser
+lab: setup ## JupyterLab on 127.0.0.1 (with a token), opened in notebooks/
+	@if [ "$$(id -u)" = 0 ]; then echo "note: running as root (a container or cloud box): \
+	JupyterLab is started with --allow-root; it still listens on 127.0.0.1 only"; fi
+	$(PY) -m jupyter lab --ip 127.0.0.1 --no-browser $(if $(filter 0,$(shell id -u)),--allow-root) \
+	  --ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/notebooks
 
 dashboard: setup ## optuna-dashboard on 127.0.0.1 (no login) for a sweep's storage: make dashboard SWEEP=...
 	$(PY) -m lib.sweep dashboard --sweep $(SWEEP) --port $(PORT)

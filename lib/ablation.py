@@ -239,7 +239,9 @@ def main(argv: list[str] | None = None) -> int:
         notebook.execute(paths.NOTEBOOKS / "05_input_ablation.ipynb", out,
                          {"sweep": a.sweep, "jobs": a.jobs or 0})
         html = notebook.render_html(out, paths.REPORTS / name / "ablation.html")
-        print(f"report: {paths.rel(html)}")
+        from .index import write_index
+
+        print(f"report: {paths.rel(html)}; index: {paths.rel(write_index())}")
     except (ConfigError, ds.DataError) as e:
         print(f"error: {e}")
         return 2

@@ -159,6 +159,6 @@ def cached_baselines(df: pd.DataFrame, splits: Splits, cache_dir: Path, *,
 
 
 def table(baselines: dict, block: str = "val") -> pd.DataFrame:
-    keys = ("auc", "logloss", "skill", "brier", "f1", "spread")
+    keys = ("auc", "logloss", "skill", "skill_own", "brier", "f1", "spread")
     return pd.DataFrame({name: {k: b[block][k] for k in keys} for name, b in baselines.items()
                          if block in b}).T

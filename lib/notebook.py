@@ -172,15 +172,30 @@ class Kernel:
         self.close()
 
 
+HIDE_OUTPUT = "hide-output"  # a cell whose output stays in the executed notebook only (logs)
+
+
 def render_html(executed: Path, html: Path, hide_code: bool = True) -> Path:
-    """Self-contained HTML (images embedded as data URIs), code hidden by default."""
+    """Self-contained HTML (images embedded as data URIs), code hidden by default; the outputs
+    of cells tagged ``hide-output`` (the search's log and progress bars) and of the injected
+    kernel-reset cell are left out, as is any stderr stream."""
     import nbformat
     from nbconvert import HTMLExporter
+    from traitlets.config import Config
 
     nb = nbformat.read(str(executed), as_version=4)
-    exporter = HTMLExporter(exclude_input=hide_code, exclude_input_prompt=hide_code,
-                            exclude_output_prompt=hide_code)
-    body, _ = exporter.from_notebook_node(nb)
+    for c in nb.cells:
+        tags = c.get("metadata", {}).get("tags", [])
+        if c.cell_type == "code" and (HIDE_OUTPUT in tags or RESET_TAG in tags):
+            c.outputs = []
+        elif c.cell_type == "code" and hide_code:
+            c.outputs = [o for o in c.get("outputs", []) if not (
+                o.get("output_type") == "stream" and o.get("name") == "stderr")]
+    conf = Config()
+    conf.HTMLExporter.exclude_input = hide_code
+    conf.HTMLExporter.exclude_input_prompt = hide_code
+    conf.HTMLExporter.exclude_output_prompt = hide_code
+    body, _ = HTMLExporter(config=conf).from_notebook_node(nb)
     from .provenance import atomic_write_bytes
 
     atomic_write_bytes(html, body.encode())

@@ -16,8 +16,10 @@ BLOCK_COLOURS = {"train": "#dddddd", "val": "#ffd59e", "test": "#a6d8ff"}
 
 
 def price_with_blocks(df: pd.DataFrame, bounds: dict, title: str = "") -> plt.Figure:
+    """The target's raw close (log scale) with the three blocks shaded."""
     fig, ax = plt.subplots(figsize=(11, 3.5))
-    ax.plot(df.index, df["close"], lw=0.8, color="black")
+    ax.plot(df.index, df["raw_close" if "raw_close" in df else "close"], lw=0.8, color="black")
+    ax.set_ylabel("close (log scale)")
     for name, (s, e) in bounds.items():
         ax.axvspan(df.index[s], df.index[e - 1], color=BLOCK_COLOURS[name], alpha=0.6, label=name)
     ax.set_yscale("log")
@@ -55,8 +57,12 @@ def learning_curves(curve: list[dict], best_epoch: int | None = None,
         if best_epoch:
             ax.axvline(best_epoch, color="grey", ls="--", label="restored epoch")
         ax.set_xlabel("epoch")
-        ax.legend()
-    axes[0].set_title(title or "Learning curves")
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("log loss")
+    axes[1].set_ylabel("AUC")
+    axes[0].set_title(title or "Learning curves", fontsize=10)
+    axes[1].set_title("Validation AUC per epoch", fontsize=10)
+    fig.tight_layout()
     return fig
 
 
@@ -104,13 +110,73 @@ def probability_histogram(y: np.ndarray, p: np.ndarray) -> plt.Figure:
 
 
 def objective_by_arch(trials: pd.DataFrame, objective: str = "objective") -> plt.Figure:
-    fig, ax = plt.subplots(figsize=(8, 3.5))
-    if len(trials):
-        order = trials.groupby("arch")[objective].min().sort_values().index
-        sns.stripplot(data=trials, x="arch", y=objective, hue="state", order=order, ax=ax,
-                      size=7)
-        ax.tick_params(axis="x", rotation=45)
-    ax.set_title("Objective by architecture")
+    """One point per finished trial, architectures ordered best first."""
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    order = trials.groupby("arch")[objective].min().sort_values().index
+    sns.stripplot(data=trials, x="arch", y=objective, hue="state", order=order, ax=ax, size=7)
+    ax.tick_params(axis="x", rotation=40, labelsize=8)
+    for label in ax.get_xticklabels():
+        label.set_horizontalalignment("right")
+    ax.set_xlabel("architecture (d_model-layers-heads-ff ratio)")
+    ax.set_ylabel("validation log loss")
+    ax.set_title("Validation objective by architecture (one point per finished trial)",
+                 fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _log2_axis(axis, values) -> None:
+    """A log2 axis ticked at the values that occur (no overlapping, unreadable labels)."""
+    from matplotlib.ticker import FixedLocator, NullLocator
+
+    ticks = sorted({int(v) for v in values if v == v})
+    axis.set_major_locator(FixedLocator(ticks))
+    axis.set_minor_locator(NullLocator())
+    axis.set_ticklabels([str(t) for t in ticks])
+
+
+def depth_width(trials: pd.DataFrame) -> plt.Figure:
+    """Width against depth of every complete trial, one panel per horizon, colour = validation
+    log loss, the best of each cell ringed."""
+    horizons = sorted(trials["horizon"].unique())
+    fig, axes = plt.subplots(1, len(horizons), figsize=(4.3 * len(horizons), 3.8),
+                             squeeze=False, sharey=True)
+    best = trials.loc[trials.groupby("cell")["objective"].idxmin()]
+    for ax, h in zip(axes[0], horizons, strict=True):
+        g = trials[trials["horizon"] == h]
+        pts = ax.scatter(g["d_model"], g["n_layers"], c=g["objective"], cmap="viridis_r", s=40)
+        b = best[best["horizon"] == h]
+        ax.scatter(b["d_model"], b["n_layers"], s=160, facecolors="none", edgecolors="red",
+                   label="best of its cell")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log", base=2)
+        _log2_axis(ax.xaxis, trials["d_model"])
+        _log2_axis(ax.yaxis, trials["n_layers"])
+        ax.tick_params(axis="x", labelsize=7, rotation=45)
+        ax.set_xlabel("d_model")
+        ax.set_title(f"h={h}", fontsize=10)
+        fig.colorbar(pts, ax=ax, label="validation log loss")
+    axes[0][0].set_ylabel("layers")
+    axes[0][0].legend(fontsize=7, loc="upper right")
+    fig.suptitle("Depth against width: one point per complete trial", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def compute(trials: pd.DataFrame) -> plt.Figure:
+    """Seconds and peak memory of every finished trial against its parameter count."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    sns.scatterplot(data=trials, x="n_params", y="seconds", hue="state", ax=axes[0])
+    sns.scatterplot(data=trials, x="n_params", y="peak_rss_mb", hue="state", ax=axes[1],
+                    legend=False)
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_xlabel("parameters (total, measured)")
+    axes[0].set_ylabel("seconds per trial")
+    axes[1].set_ylabel("peak process memory (MB)")
+    axes[0].set_title("Time per trial (one point per finished trial)", fontsize=10)
+    axes[1].set_title("Peak memory per trial", fontsize=10)
+    fig.tight_layout()
     return fig
 
 

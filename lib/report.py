@@ -71,6 +71,8 @@ def results_table(finals: list[dict]) -> pd.DataFrame:
         rows.append({
             "cell": s["cell"]["id"], "budget": s["cell"]["budget"],
             "horizon": s["cell"]["horizon"], "arch": b["arch"]["id"],
+            "feature_set": (s.get("dataset") or {}).get("feature_set"),
+            "norm": b["arch"].get("norm", "revin"),
             "n_params": b["n_params"]["measured"],
             "n_non_embedding": b["n_params"]["measured_non_embedding"],
             "val_objective": b["val_objective"],
@@ -243,6 +245,10 @@ def conclusions(results: pd.DataFrame, fits: dict[int, dict], cfg: SweepConfig) 
     if canary:
         out.append(f"CANARY RUN ({', '.join(canary)}): this sweep checks the pipeline; its "
                    f"numbers are not a study.")
+    inputs = sorted({f"{fs}/{n}" for fs, n in zip(results["feature_set"], results["norm"],
+                                                  strict=True)})
+    out.append(f"Inputs (feature set / input normalisation): {', '.join(inputs)}; the baselines "
+               f"use the same feature set.")
     seeds = sorted(results["n_seeds"].unique())
     blocks = sorted({int(b) for b in results["block_length"].dropna()})
     out.append(

@@ -193,6 +193,10 @@ def bootstrap_fits(N, Ls, with_c: bool, next_N: float | None = None, grid_N=None
 
 def identified(fit: dict, boot: dict, max_bound_share: float) -> tuple[bool, str]:
     """Whether the law's parameters are determined by these points, and why not."""
+    n_par = 3 if fit.get("form") == "a*N^-alpha+c" else 2
+    if fit.get("n_points", n_par + 1) <= n_par:
+        return False, (f"{fit['n_points']} budgets for {n_par} parameters: the curve passes "
+                       f"through every point, nothing is tested")
     if fit["at_bound"]:
         return False, f"the fit's {', '.join(fit['at_bound'])} sits on its bound"
     share = boot.get("bound_share")

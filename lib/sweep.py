@@ -349,6 +349,9 @@ def _run(sweep: str, name: str, cfg: SweepConfig, jobs: int, force: bool, worker
     finally:
         for k in kernels:
             k.close()
+    from .index import write_index
+
+    write_index()
     table = status_table(sweep, cfg, results)
     _say("\n" + table.to_string(index=False))
     use = utilization(sweep, cfg, t0, time.time() - t0, jobs, stages)
@@ -443,6 +446,9 @@ def make_report(sweep: str, kernel: notebook.Kernel | None = None) -> int:
     if out.exists():
         notebook.render_html(out, html)
         _say(f"report: {paths.rel(html)}")
+    from .index import write_index
+
+    _say(f"index of every report: {paths.rel(write_index())}")
     return rc
 
 

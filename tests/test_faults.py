@@ -242,7 +242,8 @@ def test_a_notebook_write_that_fails_leaves_the_previous_copy(tmp_path, monkeypa
     import papermill.engines
     import papermill.execute
 
-    def full(*a, **kw):
+    def full(nb, path, *a, **kw):  # the disk fills halfway through the file
+        Path(path).write_text(nbformat.writes(nb)[:40])
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(papermill.execute, "write_ipynb", full)

@@ -57,4 +57,16 @@ def test_make_data_then_make_trial_on_a_fresh_root(tmp_path):
                            timeout=600)
         assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert (tmp_path / "data" / "processed" / "gspc_a25.parquet").exists()
-    assert (REPO / "reports" / "trials" / "02_train_trial_8k_h3.html").exists()
+    assert (tmp_path / "outputs" / "data_prep" / "01_data_prep.ipynb").exists()
+    assert (tmp_path / "reports" / "trials" / "02_train_trial_8k_h3.html").exists()
+    index = (tmp_path / "reports" / "index.html").read_text()
+    assert 'href="trials/02_train_trial_8k_h3.html"' in index
+
+
+def test_lab_opens_in_notebooks_and_works_as_root():
+    out = subprocess.run(["make", "-n", "lab"], cwd=REPO, capture_output=True, text=True).stdout
+    assert "--LabApp.default_url=/lab/tree/notebooks" in out and "--ip 127.0.0.1" in out
+    import os
+
+    if os.geteuid() == 0:
+        assert "--allow-root" in out and "running as root" in out

@@ -10,11 +10,11 @@ from lib.config import GridConfig, ModelConfig
 from lib.model import (
     NORMS,
     BudgetError,
-    fit_input_stats,
     PatchTST,
     budget_grid,
     count_params,
     extremes,
+    fit_input_stats,
     flops_per_sample,
     measured_breakdown,
     measured_params,

@@ -103,3 +103,11 @@ def test_bootstrap_in_worker_processes_gives_the_same_interval():
     one = bootstrap_fits(N, reps, True, next_N=3e6, workers=1)
     two = bootstrap_fits(N, reps, True, next_N=3e6, workers=2)  # >= 64 fits: a process pool
     assert one == two and one["n"] == 70
+
+
+def test_two_budgets_identify_nothing():
+    """Two points for two parameters: the curve passes through both, whatever the data."""
+    L = law(N[:2], 0.6, 0.05)
+    f = fit_law(N[:2], L, False)
+    v = verdict(f, bootstrap_fits(N[:2], replicates(L, 0.01, 50), False), 0.1)
+    assert not v["identified"] and "2 budgets for 2 parameters" in v["text"]

@@ -283,3 +283,28 @@ def test_ctrl_c_stops_the_sweep_and_the_next_run_finishes_it(smoke_run, tmp_path
     assert len(retry) == 1  # waiting behind the enqueued extremes, or already run
     assert (retry[0].params or retry[0].system_attrs["fixed_params"]) == study.trials[0].params
     assert notebook.errors(log.parent / "03_hpo_sweep.ipynb") == []
+
+
+def test_rendered_reports_are_for_people(smoke_run):
+    """Every rendered page: no Python reprs, no absolute paths, no tracebacks or stderr blocks,
+    every figure embedded; the scaling report opens with its summary; the cell pages show no
+    search log; the index links every report."""
+    root, _, _, _ = smoke_run
+    pages = sorted((root / "reports").rglob("*.html"))
+    assert root / "reports" / "index.html" in pages and len(pages) >= 6
+    for page in pages:
+        html = page.read_text()
+        name = page.relative_to(root).as_posix()
+        for bad in ("<matplotlib", "{'", "Traceback", str(root), str(REPO), "output_stderr"):
+            assert bad not in html, f"{name} shows {bad!r}"
+        imgs = re.findall(r"<img[^>]*>", html)
+        assert all('src="data:image/' in i for i in imgs), f"{name}: a figure is not embedded"
+    report = (root / "reports" / "smoke" / "scaling_report.html").read_text()
+    order = [report.index(h) for h in ("Summary", "Conclusions, in full", "Results per cell",
+                                       "Assertions")]
+    assert order == sorted(order)
+    assert "Verdict per horizon" in report and "Caveats" in report
+    cell = (root / "reports" / "smoke" / "8k-h1.html").read_text()
+    assert "Summary" in cell and " start arch=" not in cell and "Pre-flight checks" in cell
+    index = (root / "reports" / "index.html").read_text()
+    assert 'href="smoke/scaling_report.html"' in index and 'href="smoke/8k-h1.html"' in index
