@@ -25,8 +25,9 @@ import pandas as pd
 
 from . import dataset as ds
 from . import paths
-from .config import ConfigError, SweepConfig, load_sweep
+from .config import ConfigError, SweepConfig
 from .provenance import now_iso, read_json, write_json
+from .sweepfile import load_sweep
 
 
 def dataset_config(cfg: SweepConfig, feature_set: str):
@@ -58,12 +59,13 @@ def run_one(sweep: str, fs: str, norm: str, budget: str, h: int, root: str,
     import torch
 
     from .baselines import cached_baselines
+    from .budget import base_model, budget_grid
     from .final import _interval, aggregate, compare, final_seeds, test_probabilities
     from .metrics import evaluate, sigmoid
-    from .model import budget_grid
-    from .search import arch_record, base_model, build, default_params, fit
     from .splits import make_splits
+    from .study import default_params
     from .trainer import predict_logits
+    from .trial import arch_record, build, fit
 
     paths.set_root(root)
     torch.set_num_threads(threads)

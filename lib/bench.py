@@ -24,8 +24,9 @@ from pathlib import Path
 import torch
 
 from . import paths
+from .budget import budget_grid, fmt_count
 from .config import GridConfig, ModelConfig
-from .model import PatchTST, budget_grid, flops_per_sample, fmt_count
+from .model import PatchTST, flops_per_sample
 from .provenance import hardware_info, now_iso, write_json
 
 BASE = ModelConfig(context_len=80, n_features=25, patch_len=16, stride=8, dropout=0.0)
@@ -222,8 +223,8 @@ def orchestration_overhead(sweep: str = "smoke") -> dict:
 
 
 def _cells(sweep: str):
-    from .config import load_sweep
-    from .search import cells
+    from .cells import cells
+    from .sweepfile import load_sweep
 
     return cells(sweep, load_sweep(sweep))
 

@@ -23,11 +23,11 @@ from optuna.trial import TrialState
 from . import dataset as ds
 from . import paths, records
 from .baselines import cached_baselines
+from .budget import base_model, budget_grid
+from .cells import Cell, open_storage, storage_url
 from .config import SweepConfig
 from .metrics import evaluate, fast_metrics, sigmoid
-from .model import budget_grid
 from .provenance import now_iso, read_json, write_json
-from .search import Cell, arch_record, base_model, build, fit, open_storage, storage_url
 from .splits import make_splits, walk_forward
 from .stats import (
     block_length,
@@ -37,6 +37,7 @@ from .stats import (
     percentile_ci,
 )
 from .trainer import predict_logits
+from .trial import arch_record, build, fit
 
 METRICS = ("auc", "logloss", "skill", "skill_own", "brier", "precision", "recall", "f1",
            "spread")

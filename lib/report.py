@@ -18,9 +18,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .budget import fmt_count, parse_budget
+from .cells import cells
 from .config import SweepConfig
 from .metrics import base_logloss, fast_metrics
-from .model import fmt_count, parse_budget
 from .provenance import read_json
 from .scaling import (
     available_cpus,
@@ -31,7 +32,6 @@ from .scaling import (
     per_decade,
     verdict,
 )
-from .search import cells
 from .stats import hierarchical, holm
 
 MEASURES = {"test_logloss": "test log loss",

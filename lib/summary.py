@@ -11,8 +11,8 @@ from __future__ import annotations
 import pandas as pd
 
 from . import tables as T
+from .budget import fmt_count
 from .config import SweepConfig
-from .model import fmt_count
 from .report import MEASURES, N_AXES, choices
 
 QUESTION = ("Does a transformer's out-of-sample skill at predicting a 1% rise within h days grow "

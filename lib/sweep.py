@@ -24,19 +24,13 @@ import pandas as pd
 
 from . import dataset as ds
 from . import notebook, paths, records
-from .config import ConfigError, SweepConfig, load_sweep
-from .model import BudgetError, parse_budget
+from .budget import BudgetError, parse_budget
+from .cells import Cell, StorageError, cells, storage_url
+from .config import ConfigError, SweepConfig
 from .provenance import CorruptFileError, read_json, write_json
-from .search import (
-    Cell,
-    CellRunner,
-    StorageError,
-    cell_status,
-    cells,
-    grid_sizes,
-    init_cell,
-    storage_url,
-)
+from .search import CellRunner
+from .study import cell_status, grid_sizes, init_cell
+from .sweepfile import load_sweep
 
 
 def _say(msg: str) -> None:
@@ -489,7 +483,7 @@ def regenerate(name: str) -> int:
     import optuna
 
     from .baselines import cached_baselines
-    from .search import open_storage
+    from .cells import open_storage
     from .splits import make_splits
 
     cfg = load_sweep(name)
@@ -527,7 +521,7 @@ def dashboard(name: str, port: int) -> int:
     tunnel)."""
     from optuna_dashboard import run_server
 
-    from .search import mask_url, open_storage
+    from .cells import mask_url, open_storage
 
     url = storage_url(Path(name).stem)
     _say(f"optuna-dashboard for {mask_url(url)} on http://127.0.0.1:{port} (no login: loopback "
@@ -539,8 +533,8 @@ def dashboard(name: str, port: int) -> int:
 def _errors() -> tuple[type, ...]:
     """Failures that are the input's fault or the environment's: one ``error:`` line, exit 2."""
     from .hardware import PreflightError
-    from .search import DatasetChanged
     from .splits import SplitError
+    from .study import DatasetChanged
 
     return (ConfigError, StorageError, ds.DataError, SplitError, BudgetError, CorruptFileError,
             DatasetChanged, LockError, PreflightError)

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-from .model import fmt_count
+from .budget import fmt_count
 
 NOWRAP = [{"selector": "td", "props": [("white-space", "nowrap"), ("padding", "2px 8px"),
                                         ("text-align", "left")]},

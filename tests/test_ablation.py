@@ -4,7 +4,7 @@ only, baselines on the same feature set."""
 import pandas as pd
 
 from lib import ablation
-from lib.config import load_sweep
+from lib.sweepfile import load_sweep
 
 
 def test_configurations_cross_feature_sets_norms_budgets_and_horizons():

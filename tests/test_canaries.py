@@ -18,11 +18,12 @@ import numpy as np
 import pytest
 
 from lib import report
-from lib.config import load_sweep
+from lib.cells import Cell
 from lib.final import run_final
 from lib.metrics import fast_metrics
-from lib.search import Cell, CellRunner
+from lib.search import CellRunner
 from lib.stats import circular_shift_null
+from lib.sweepfile import load_sweep
 
 CASES = [("placebo", 1), ("placebo", 5), ("leak", 1), ("leak", 5)]
 

@@ -1,6 +1,7 @@
 import pytest
 
-from lib.config import ConfigError, SweepConfig, TrainConfig, from_dict, load_sweep
+from lib.config import ConfigError, SweepConfig, TrainConfig, from_dict
+from lib.sweepfile import load_sweep
 
 
 def write(tmp_path, text):
@@ -58,12 +59,11 @@ def test_nested_defaults_fill_in():
 def test_every_budget_offers_the_same_number_of_architectures(name):
     """Equal search effort: each budget's grid holds max_candidates architectures (the old
     default grid offered 3 at 10k and 12 at 320k)."""
-    from dataclasses import replace
-
-    from lib.model import budget_grid
+    from lib.budget import base_model, budget_grid
+    from lib.sweepfile import n_inputs_of
 
     cfg = load_sweep(name)
-    base = replace(cfg.model, context_len=cfg.split.context_len, n_features=25)
+    base = base_model(cfg, n_inputs_of(cfg))
     sizes = {b: len(budget_grid(b, base, cfg.grid)) for b in cfg.budgets}
     assert set(sizes.values()) == {cfg.grid.max_candidates}, sizes
 
@@ -71,14 +71,12 @@ def test_every_budget_offers_the_same_number_of_architectures(name):
 def test_research_grid_covers_the_original_architecture_space():
     """phase6a reaches d_model 64..2048+ and 2..256 layers, and its 2M grid holds the deep and
     narrow models (d_model 64, 32-48 layers) the original study found best."""
-    from dataclasses import replace
-
-    from lib.model import budget_grid
+    from lib.budget import base_model, budget_grid
 
     cfg = load_sweep("phase6a")
     assert min(cfg.grid.d_model) <= 64 and max(cfg.grid.d_model) >= 2048
     assert min(cfg.grid.n_layers) <= 2 and max(cfg.grid.n_layers) >= 256
-    base = replace(cfg.model, context_len=cfg.split.context_len, n_features=25)
+    base = base_model(cfg, 25)
     small = budget_grid("2M", base, cfg.grid)
     assert any(a.d_model == 64 and 32 <= a.n_layers <= 48 for a in small), [a.id for a in small]
     deep = [a for b in cfg.budgets for a in budget_grid(b, base, cfg.grid) if a.n_layers >= 128]

@@ -14,8 +14,10 @@ import numpy as np
 import pytest
 
 from lib import dataset, notebook, paths, sources, sweep
-from lib.config import ConfigError, DataConfig, load_sweep
-from lib.search import mask_url, sampler_seed
+from lib.cells import mask_url
+from lib.config import ConfigError, DataConfig
+from lib.study import sampler_seed
+from lib.sweepfile import load_sweep
 
 from .conftest import synthetic_bars
 
@@ -220,7 +222,7 @@ def test_workers_sample_with_their_own_seeds():
     assert len(seeds) == 3 and sampler_seed(cfg, "") == cfg.search.seed
     firsts = []
     for w in ("w1", "w2"):
-        from lib.search import make_sampler
+        from lib.study import make_sampler
 
         study = optuna.create_study(sampler=make_sampler(cfg, w))
         firsts.append(study.ask().suggest_float("lr", 1e-4, 1e-2, log=True))
@@ -344,7 +346,7 @@ def test_a_corrupt_final_json_is_set_aside_and_re_run(tiny, capsys):
         rc, out = run_main(capsys, "regenerate", "--sweep", str(p))
         assert rc == 0 and "moved to final.json.corrupt-" in out
         cfg = replace(load_sweep(p))
-        from lib.search import Cell
+        from lib.cells import Cell
 
         assert not sweep._final_done(Cell(str(p), "8k", 1))
         rc, out = run_main(capsys, "final", "--sweep", str(p))
@@ -355,7 +357,8 @@ def test_a_corrupt_final_json_is_set_aside_and_re_run(tiny, capsys):
 
 
 def test_a_cell_with_a_missing_report_or_torn_notebook_is_not_done(tiny):
-    from lib.search import Cell, cell_status, storage_url
+    from lib.cells import Cell, storage_url
+    from lib.study import cell_status
 
     root, p, _ = tiny
     old = paths.ROOT

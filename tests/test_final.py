@@ -4,8 +4,9 @@ i.i.d. ones, paired comparisons with baselines (research rules 10, 11)."""
 import numpy as np
 import pytest
 
-from lib.config import ConfigError, load_sweep
+from lib.config import ConfigError
 from lib.final import aggregate, compare, final_seeds
+from lib.sweepfile import load_sweep
 from tests.test_stats import dependent_case
 
 

@@ -6,21 +6,17 @@ from dataclasses import replace
 import pytest
 import torch
 
-from lib.config import GridConfig, ModelConfig
+from lib.budget import BudgetError, budget_grid, extremes, parse_budget
+from lib.config import NORMS, GridConfig, ModelConfig
 from lib.model import (
-    NORMS,
-    BudgetError,
     PatchTST,
-    budget_grid,
     count_params,
-    extremes,
     fit_input_stats,
     flops_per_sample,
     measured_breakdown,
     measured_params,
     memory_estimate,
     n_patches,
-    parse_budget,
 )
 
 
@@ -196,12 +192,12 @@ def test_every_2b_and_200m_architecture_of_phase6a_fits_an_80gb_gpu(tokenizer):
     """Issue 7: each architecture of phase6a.yaml's 200M and 2B grids trains on an 80 GB GPU in
     bf16 at the grid's largest batch, through micro-batching where needed (by the estimate,
     which the saved-activation test above shows to be an upper bound)."""
-    from lib.config import load_sweep
-    from lib.model import budget_grid, choose_micro_batch
+    from lib.budget import base_model, budget_grid
+    from lib.model import choose_micro_batch
+    from lib.sweepfile import load_sweep
 
     cfg = load_sweep("phase6a")
-    base = replace(cfg.model, context_len=cfg.split.context_len, n_features=25,
-                   tokenizer=tokenizer)
+    base = replace(base_model(cfg, 25), tokenizer=tokenizer)
     usable = 79 * 2**30  # an 80 GB H100 reports about 79.2 GiB; the plan keeps 15% headroom
     batch = max(cfg.search.batch_size)
     for budget in ("200M", "2B"):

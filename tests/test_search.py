@@ -12,10 +12,15 @@ from pathlib import Path
 import optuna
 import pytest
 
-from lib import hardware, paths, records, search
-from lib.config import load_sweep
+from lib import dataset as ds
+from lib import hardware, paths, records
+from lib import objective as objective_mod
+from lib import trial as trial_mod
+from lib.budget import base_model
+from lib.cells import Cell, StorageError, mask_url, open_storage, storage_url
 from lib.provenance import read_json
-from lib.search import Cell, CellRunner, StorageError, mask_url, open_storage
+from lib.search import CellRunner
+from lib.sweepfile import load_sweep
 from tests.conftest import THREADS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -123,21 +128,21 @@ def test_pruning_prunes(root):
 def test_diverged_trial_fails_and_study_goes_on(root, monkeypatch):
     cfg = tiny_cfg(n_trials=3)
     r = runner(root, "t_diverge", cfg)
-    real_forward = search.PatchTST.forward
+    real_forward = trial_mod.PatchTST.forward
 
     def forward(self, x):
         out = real_forward(self, x)
         return out * float("nan") if getattr(self, "poison", False) else out
 
-    real_build = search.build
+    real_build = objective_mod.build
 
     def build(*a, **kw):
         model, mcfg = real_build(*a, **kw)
         model.poison = len(r.study.get_trials()) == 2  # the second trial diverges
         return model, mcfg
 
-    monkeypatch.setattr(search.PatchTST, "forward", forward)
-    monkeypatch.setattr(search, "build", build)
+    monkeypatch.setattr(trial_mod.PatchTST, "forward", forward)
+    monkeypatch.setattr(objective_mod, "build", build)
     status = r.run(progress=False)
     assert status["finished"] == 3 and status["failed"] == 1
     failed = [t for t in r.study.get_trials() if t.state == optuna.trial.TrialState.FAIL][0]
@@ -231,7 +236,7 @@ def test_preflight_drops_architectures_that_do_not_fit(root):
     cfg = tiny_cfg(memory_policy="drop")
     r0 = CellRunner(Cell("t_drop", "30k", 1), cfg, log=lambda m: None)
     r0.prepare()
-    needs = sorted(memory_estimate(a.apply(replace(cfg.model, n_features=25)), 1)["total"]
+    needs = sorted(memory_estimate(a.apply(base_model(cfg, 25)), 1)["total"]
                    for a in r0.archs_all)
     r = CellRunner(Cell("t_drop", "30k", 1), cfg, log=lambda m: None,
                    available_bytes=int(needs[-1] / 0.9) - 1)
@@ -329,7 +334,7 @@ def test_search_never_reads_the_test_block(root, monkeypatch):
         df.loc[test] = df.loc[test].to_numpy()[::-1] * 3.7  # garbage, still positive and finite
         return df, entry
 
-    monkeypatch.setattr(search.ds, "load_dataset", poisoned)
+    monkeypatch.setattr(ds, "load_dataset", poisoned)
     b = runner(root, "t_poisoned", cfg)
     b.run(progress=False)
     dirty = [(t.params, t.value) for t in sorted(b.study.get_trials(), key=lambda t: t.number)]
@@ -355,7 +360,7 @@ def test_resume_after_interrupt_loses_no_trial(root):
     done_before = len(list(trials_dir.glob("trial_*.json")))
     assert done_before >= 1
     subprocess.run(cmd, env=env, cwd=REPO, check=True, capture_output=True, timeout=300)
-    storage = open_storage(search.storage_url("t_resume"))
+    storage = open_storage(storage_url("t_resume"))
     study = optuna.load_study(study_name="t_resume:8k-h1", storage=storage)
     counted = [t.number for t in study.get_trials() if records.counts_done(t)]
     sampled = [t for t in study.get_trials() if records.counts_done(t)

@@ -13,8 +13,8 @@ import optuna
 import pytest
 
 from lib import notebook, paths, records
-from lib.config import load_sweep
-from lib.search import cells, open_storage, storage_url
+from lib.cells import cells, open_storage, storage_url
+from lib.sweepfile import load_sweep
 from tests.conftest import THREADS
 
 REPO = Path(__file__).resolve().parents[1]

@@ -12,8 +12,9 @@ from pathlib import Path
 import optuna
 import pytest
 
-from lib import records, search
-from lib.config import load_sweep
+from lib import cells, records
+from lib.study import init_cell
+from lib.sweepfile import load_sweep
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -38,8 +39,8 @@ def start(sweep: Path, env: dict, wid: str) -> subprocess.Popen:
 
 def check_cell(sweep: Path, url: str, target: int) -> optuna.Study:
     cfg = load_sweep(sweep)
-    cell = search.Cell(str(sweep), "8k", 1)
-    study = optuna.load_study(study_name=cell.study_name, storage=search.open_storage(url))
+    cell = cells.Cell(str(sweep), "8k", 1)
+    study = optuna.load_study(study_name=cell.study_name, storage=cells.open_storage(url))
     done = [t.number for t in study.get_trials() if records.counts_done(t)]
     assert len(done) == target == cfg.search.n_trials, records.counts(study.get_trials())
     assert len(set(done)) == len(done)
@@ -58,7 +59,7 @@ def run_workers(root, sweep, url, n_workers, target):
     if url.startswith("postgresql"):
         env["OPTUNA_STORAGE"] = url
     cfg = load_sweep(sweep)
-    search.init_cell(search.Cell(str(sweep), "8k", 1), cfg, url)
+    init_cell(cells.Cell(str(sweep), "8k", 1), cfg, url)
     procs = [start(sweep, env, f"w{i}") for i in range(n_workers)]
     outs = [p.communicate(timeout=600)[0].decode() for p in procs]
     assert all(p.returncode == 0 for p in procs), outs
@@ -75,7 +76,7 @@ def run_workers(root, sweep, url, n_workers, target):
 
 def test_two_workers_on_sqlite_reach_exactly_the_target(root):
     sweep = make_sweep(root, n_trials=5)
-    url = search.storage_url(sweep.stem)
+    url = cells.storage_url(sweep.stem)
     per_worker = run_workers(root, sweep, url, 2, 5)
     assert sum(per_worker.values()) == 5
 
@@ -90,11 +91,11 @@ def test_three_workers_on_postgres_reach_exactly_the_target(root):
 
 def test_killed_worker_trial_is_failed_by_heartbeat_and_retried(root):
     sweep = make_sweep(root, n_trials=3, heartbeat=1, epochs=(5, 6))
-    url = search.storage_url(sweep.stem)
+    url = cells.storage_url(sweep.stem)
     env = dict(os.environ, WORKBENCH_ROOT=str(root))
     cfg = load_sweep(sweep)
-    cell = search.Cell(str(sweep), "8k", 1)
-    search.init_cell(cell, cfg, url)
+    cell = cells.Cell(str(sweep), "8k", 1)
+    init_cell(cell, cfg, url)
     victim = start(sweep, env, "victim")
     log = cell.dir / "sweep.victim.log"
     deadline = time.time() + 120
@@ -106,7 +107,7 @@ def test_killed_worker_trial_is_failed_by_heartbeat_and_retried(root):
     time.sleep(1.0)  # inside the trial's training
     victim.send_signal(signal.SIGKILL)
     victim.wait()
-    storage = search.open_storage(url)
+    storage = cells.open_storage(url)
     study = optuna.load_study(study_name=cell.study_name, storage=storage)
     killed = [t for t in study.get_trials() if t.state == optuna.trial.TrialState.RUNNING]
     assert len(killed) == 1

@@ -1,0 +1,88 @@
+"""One trial's pieces, shared by the search, the final evaluation and the ablation.
+
+:func:`build` makes the seeded model for an architecture and sampled settings (a ``global`` model
+gets the training block's statistics only), :func:`fit` trains it on the training block with early
+stopping on validation (the test block is never read), :func:`check_resolved` compares the sampled
+settings with those read back from the live objects (research rule 2), and :func:`arch_record`
+records analytic beside measured parameter counts (rule 4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, replace
+
+import numpy as np
+
+from .budget import Arch, base_model
+from .config import ModelConfig, SweepConfig, TrainConfig
+from .model import PatchTST, count_params, fit_input_stats, measured_breakdown
+from .splits import Splits
+from .trainer import TrainResult, train
+
+
+def model_config(cfg: SweepConfig, arch: Arch, dropout: float, n_features: int,
+                 norm: str | None = None) -> ModelConfig:
+    """The trial's model: the architecture, the sampled dropout and (when searched) norm."""
+    return arch.apply(replace(base_model(cfg, n_features), dropout=dropout,
+                              norm=norm or cfg.model.norm))
+
+
+def train_config(cfg: SweepConfig, params: dict, seed: int, threads: int | None) -> TrainConfig:
+    """The sweep's training settings with the trial's sampled ones and ``seed``."""
+    return replace(cfg.train, lr=params["lr"], weight_decay=params["weight_decay"],
+                   warmup_frac=params["warmup_frac"], batch_size=params["batch_size"],
+                   max_epochs=params["max_epochs"], seed=seed, threads=threads)
+
+
+def check_resolved(params: dict, result: TrainResult) -> dict:
+    """Compare sampled values with those read back from the live objects (research rule 2)."""
+    r = result.resolved
+    tol = 1.0 / max(r["total_steps"], 1)
+    checks = {"lr": np.isclose(r["lr"], params["lr"]),
+              "weight_decay": np.isclose(r["weight_decay"], params["weight_decay"]),
+              "warmup_frac": abs(r["warmup_frac"] - params["warmup_frac"]) <= tol,
+              "dropout": all(np.isclose(d, params["dropout"]) for d in r["dropout"]),
+              "batch_size": r["batch_size"] == params["batch_size"] or r["batch_size"] < params[
+                  "batch_size"],
+              "max_epochs": r["max_epochs"] == params["max_epochs"]}
+    if "norm" in params:
+        checks["norm"] = r.get("norm") == params["norm"]
+    bad = [k for k, ok in checks.items() if not ok]
+    if bad:
+        raise AssertionError(f"sampled settings did not reach training: {bad} (resolved {r})")
+    return {k: bool(v) for k, v in checks.items()}
+
+
+def build(cfg: SweepConfig, splits: Splits, arch: Arch, params: dict,
+          seed: int) -> tuple[PatchTST, ModelConfig]:
+    """The seeded model for ``arch`` with the sampled dropout and norm; a ``global`` model gets
+    the training block's statistics (never validation's or test's)."""
+    import torch
+
+    mcfg = model_config(cfg, arch, params["dropout"], len(splits.columns), params.get("norm"))
+    torch.manual_seed(seed)
+    model = PatchTST(mcfg)
+    fit_input_stats(model, splits.train.X)
+    return model, mcfg
+
+
+def fit(cfg: SweepConfig, splits: Splits, model: PatchTST, params: dict, seed: int,
+        threads: int | None = None, callback: Callable | None = None) -> TrainResult:
+    """Train ``model`` on the training block, early-stopping on validation (test never read)."""
+    return train(model, splits.train.X, splits.train.y, splits.val.X, splits.val.y,
+                 train_config(cfg, params, seed, threads), callback=callback)
+
+
+def arch_record(arch: Arch, mcfg: ModelConfig, model) -> tuple[dict, dict]:
+    """The architecture and its parameter counts: analytic (total, embedding, encoder, head,
+    non-embedding) beside measured total and non-embedding (research rule 4)."""
+    counts = count_params(mcfg)
+    m = measured_breakdown(model)
+    n_params = dict(counts, **m, analytic_matches=m["measured"] == counts["total"]
+                    and m["measured_non_embedding"] == counts["non_embedding"])
+    return dict(asdict(arch), tokenizer=mcfg.tokenizer, norm=mcfg.norm, patch_len=mcfg.patch_len,
+                stride=mcfg.stride, context_len=mcfg.context_len,
+                n_features=mcfg.n_features), n_params
+
+
