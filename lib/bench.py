@@ -87,30 +87,28 @@ def train_throughput(cfg: ModelConfig, device: torch.device, batch: int = 64,
     """Samples/s of full training steps (forward, backward, AdamW step) on random data, with the
     trainer's settings: bf16 autocast and fused AdamW on CUDA, the micro-batch planned from the
     memory estimate (gradients accumulated to ``batch``)."""
+    from .config import TrainConfig
+    from .hardware import available_memory
     from .model import choose_micro_batch
-    from .trainer import available_memory, compiled
+    from .trainer import compiled, make_step
 
     torch.manual_seed(0)
     with torch.device(device):  # parameters created on the device (a 2B model: no host copy)
         model = PatchTST(cfg)
-    forward = compiled(model, compile_backend)
     autocast = device.type == "cuda"
     available, _ = available_memory(device)
     micro = choose_micro_batch(cfg, batch, available, autocast) if available else batch
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
+    # the trainer's own step (AdamW, schedule, clipping, accumulation), not a copy of it
+    train_step = make_step(model, TrainConfig(lr=1e-4, batch_size=batch), device, 10**6,
+                           autocast, compiled(model, compile_backend))
+    model.train()
     x = torch.randn(batch, cfg.context_len, cfg.n_features, device=device)
     y = torch.randint(0, 2, (batch,), device=device).float()
-    loss_fn = torch.nn.BCEWithLogitsLoss()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
 
     def step():
-        for i in range(0, batch, micro):
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                loss = loss_fn(forward(x[i:i + micro]).float(), y[i:i + micro])
-            (loss * (min(micro, batch - i) / batch)).backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        train_step(x, y, micro)
 
     t_warm = time.perf_counter()
     step()  # warm-up (and compilation) outside the timed window
@@ -231,7 +229,7 @@ def _cells(sweep: str):
 
 def run(quick: bool = False, sweep: bool = True, layouts: bool = True,
         device_name: str = "auto", compile_backend: str = "off") -> dict:
-    from .trainer import resolve_device
+    from .hardware import resolve_device
 
     device = resolve_device(device_name)
     seconds = 0.5 if quick else 3.0

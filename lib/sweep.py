@@ -1,11 +1,18 @@
 """Grid orchestration: ``python -m lib.sweep run|worker|status|final|report|regenerate|collect``.
 
-``run`` (behind ``make sweep``) reads ``params/sweeps/<name>.yaml``, prepares the dataset when it is
-missing (through the data notebook), creates every cell's study once, runs the HPO notebook for each
-unfinished cell through papermill (executed copy in the cell folder, rendered HTML in
-``reports/<sweep>/``), then the final test evaluation and the scaling report. A failing cell does
-not stop the others; the command ends with a status table and exits non-zero if any cell failed.
-Ctrl-C stops cleanly; the next run does only what is missing.
+``run`` (behind ``make sweep``) goes through its stages in order, each a function below:
+:func:`check_inputs` (records parse, temporaries of an earlier run removed, the dataset exactly as
+the data section asks, splits valid for every horizon), :func:`init_studies` (each cell's study
+created once; the cells still to run), :func:`run_cells` (the HPO notebook per cell through
+papermill, one long-lived kernel per job slot; executed copy in the cell folder, rendered HTML in
+``reports/<sweep>/``), :func:`run_finals` (the multi-seed test evaluation), :func:`run_report`
+(the scaling report) and :func:`summarise` (status table, index of reports, training share). A
+failing cell does not stop the others; the command exits non-zero if any cell failed. Ctrl-C
+stops cleanly; the next run does only what is missing. Upkeep (lock, status, regenerate,
+collect, dashboard) is :mod:`lib.upkeep`.
+
+About 400 lines, on purpose: the stages of a run and the command line that starts them, so that a
+reader follows ``make sweep`` from top to bottom in one file.
 """
 
 from __future__ import annotations
@@ -20,159 +27,37 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import pandas as pd
-
 from . import dataset as ds
-from . import notebook, paths, records
+from . import hardware, notebook, paths
 from .budget import BudgetError, parse_budget
 from .cells import Cell, StorageError, cells, storage_url
 from .config import ConfigError, SweepConfig
-from .provenance import CorruptFileError, read_json, write_json
+from .data_stage import check_splits, ensure_data
+from .provenance import CorruptFileError, write_json
 from .search import CellRunner
 from .study import cell_status, grid_sizes, init_cell
 from .sweepfile import load_sweep
+from .upkeep import (
+    LockError,
+    SweepLock,
+    cell_done,
+    collect,
+    corrupt_records,
+    dashboard,
+    final_done,
+    regenerate,
+    status_table,
+    utilization,
+)
 
 
 def _say(msg: str) -> None:
     print(msg, flush=True)
 
 
-class LockError(RuntimeError):
-    """Another driver holds the sweep."""
-
-
-class SweepLock:
-    """An exclusive lock on a sweep's folder for the process that drives it (``run``, ``final``,
-    ``report``, ``regenerate``): two drivers on one sweep would sample the same parameters and
-    write the same files. Workers (``make worker``) do not take it: they join a running sweep.
-    The lock is released when the process ends, however it ends."""
-
-    def __init__(self, name: str):
-        self.path = paths.SWEEPS / name / ".driver.lock"
-        self.name = name
-        self.f = None
-
-    def __enter__(self) -> SweepLock:
-        import fcntl
-        import socket
-
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.f = open(self.path, "a+")  # noqa: SIM115 -- held for the life of the driver
-        try:
-            fcntl.flock(self.f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.f.seek(0)
-            holder = self.f.read().strip() or "another process"
-            self.f.close()
-            raise LockError(f"sweep '{self.name}' is being driven by {holder}: wait for it to "
-                            f"finish, or add workers to its search with `make worker "
-                            f"SWEEP={self.name}`") from None
-        self.f.seek(0)
-        self.f.truncate()
-        self.f.write(f"pid {os.getpid()} on {socket.gethostname()} since "
-                     f"{time.strftime('%Y-%m-%d %H:%M:%S')}")
-        self.f.flush()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.f is not None:
-            self.f.close()
-
-
-KNOWN_ERRORS = ("DataError", "DatasetMissing", "ConfigError", "SplitError", "BudgetError")
-
-
-def ensure_data(name: str, cfg: SweepConfig) -> None:
-    """The sweep's dataset, exactly as its data section asks: built by the data notebook when
-    missing; an existing dataset of that name built from another request (source, tickers, CSV
-    folder or content, dates, feature set, feature code) or with a bad checksum is an error
-    that shows both, never reused silently."""
-    try:
-        ds.check_request(cfg.data)
-        return
-    except ds.DatasetMissing:
-        pass
-    d = cfg.data
-    out = paths.OUTPUTS / "data_prep" / f"01_data_prep_{d.name}.ipynb"
-    _say(f"dataset '{d.name}' missing: running notebooks/01_data_prep.ipynb -> {paths.rel(out)}")
-    import papermill as pm
-
-    try:
-        notebook.execute(paths.NOTEBOOKS / "01_data_prep.ipynb", out, {
-            "source": d.source, "tickers": ",".join(d.tickers), "target": d.target,
-            "feature_set": d.feature_set, "csv_dir": d.csv_dir or "", "name": d.name,
-            "start": d.start or "", "end": d.end or "",
-            "val_start": cfg.split.val_start or "", "test_start": cfg.split.test_start or ""})
-    except pm.PapermillExecutionError as e:
-        if e.ename in KNOWN_ERRORS:  # a bad input: its own message, the notebook keeps the rest
-            raise ds.DataError(f"{e.evalue} (data notebook: {paths.rel(out)})") from None
-        raise
-    ds.check_request(cfg.data)
-
-
-def check_splits(cfg: SweepConfig) -> None:
-    """Blocks inside the data with enough windows for every horizon: a SplitError now, before
-    any study is created, rather than when a cell runs."""
-    from .splits import make_splits
-
-    df, _ = ds.load_dataset(cfg.data.name)
-    for h in cfg.horizons:
-        make_splits(df, cfg.split, horizon=h)
-
-
-def corrupt_records(name: str) -> list[str]:
-    """Record files of a sweep that do not parse (checked before a run reads them)."""
-    from .provenance import CorruptFileError
-
-    bad = []
-    for pattern in ("*/trials/trial_*.json", "*/final.json", "*/best.json",
-                    "*/study_summary.json"):
-        for f in sorted((paths.SWEEPS / name).glob(pattern)):
-            try:
-                read_json(f)
-            except CorruptFileError:
-                bad.append(paths.rel(f))
-    return bad
-
-
-def cell_done(cell: Cell, counts: dict) -> bool:
-    """A cell is done when its study has its target, and its records, executed notebook and
-    report exist and parse (a disk-full failure can leave any of them missing or torn)."""
-    from .provenance import CorruptFileError
-
-    if counts["finished"] < counts["target"]:
-        return False
-    if not notebook.is_complete(cell.dir / "03_hpo_sweep.ipynb"):
-        return False
-    html = paths.REPORTS / cell.name / f"{cell.id}.html"
-    if not html.exists() or b"</html>" not in html.read_bytes()[-200:]:
-        return False
-    try:
-        for f in ("best.json", "study_summary.json"):
-            read_json(cell.dir / f)
-    except (OSError, CorruptFileError):
-        return False
-    return True
-
-
-THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-
-
-def limit_threads(threads: int) -> None:
-    """Cap every thread pool (OpenMP in torch and scikit-learn, BLAS) of the kernels and
-    subprocesses this process starts: parallel cells that each spin up all cores' worth of OpenMP
-    threads ran 6x slower here than with the pools divided."""
-    for var in THREAD_VARS:
-        os.environ[var] = str(threads)
-
-
-def threads_per_job(cfg: SweepConfig, jobs: int) -> int:
-    total = cfg.jobs_threads or os.cpu_count() or 1
-    return max(1, total // max(jobs, 1))
-
-
 def run_cell_notebook(cell: Cell, threads: int, workers: int, sweep_file: str,
                       kernel: notebook.Kernel | None = None) -> dict:
+    """Execute the HPO notebook for ``cell`` and render it; returns its status and wall time."""
     out = cell.dir / "03_hpo_sweep.ipynb"
     t0 = time.time()
     status = "done"
@@ -195,23 +80,6 @@ def run_cell_notebook(cell: Cell, threads: int, workers: int, sweep_file: str,
     return {"cell": cell.id, "status": status, "wall_s": time.time() - t0, "error": error}
 
 
-def status_table(name: str, cfg: SweepConfig, results: dict | None = None) -> pd.DataFrame:
-    url = storage_url(Path(name).stem)
-    rows = []
-    for cell in cells(name, cfg):
-        c = cell_status(cell, cfg, url)
-        r = (results or {}).get(cell.id, {})
-        rows.append({"cell": cell.id, "finished": f"{c['finished']}/{c['target']}",
-                     "sampled": c["sampled"], "enqueued": c["enqueued"],
-                     "complete": c["complete"], "pruned": c["pruned"], "failed": c["failed"],
-                     "best_objective": c.get("best_objective"), "best_arch": c.get("best_arch"),
-                     "wall_s": round(r["wall_s"], 1) if "wall_s" in r else None,
-                     "final": "yes" if _final_done(cell) else "no",
-                     "status": r.get("status", "done" if c["finished"] >= c["target"]
-                                     else "unfinished")})
-    return pd.DataFrame(rows)
-
-
 def _subprocess(args: list[str], log: Path) -> int:
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w") as f:
@@ -221,19 +89,48 @@ def _subprocess(args: list[str], log: Path) -> int:
 
 def run(sweep: str, jobs: int | None = None, force: bool = False, workers: int = 1,
         final: bool = True, report: bool = True) -> int:
+    """``make sweep``: every stage in order under the sweep's lock; 0 when nothing failed."""
     cfg = load_sweep(sweep)
     name = Path(sweep).stem
     if jobs is not None and jobs < 1:
         raise ConfigError(f"JOBS must be >= 1 (cells run at once), got {jobs}")
     if workers < 1:
         raise ConfigError(f"WORKERS must be >= 1 (worker processes per cell), got {workers}")
+    jobs = jobs or cfg.jobs
     with SweepLock(name):
-        return _run(sweep, name, cfg, jobs or cfg.jobs, force, workers, final, report)
+        t0 = time.time()
+        check_inputs(name, cfg)
+        stages = {"data_s": time.time() - t0}
+        todo = init_studies(sweep, name, cfg, force)
+        threads = hardware.threads_per_job(cfg.jobs_threads, jobs)
+        hardware.limit_threads(threads)
+        _say(f"sweep '{name}': {len(todo)} of {len(cfg.budgets) * len(cfg.horizons)} cells to "
+             f"run, {jobs} at a time, {threads} torch thread(s) each")
+        results: dict[str, dict] = {}
+        # one long-lived kernel per job slot runs that slot's cells in turn (notebook.Kernel)
+        kernels = [notebook.Kernel(paths.CODE_ROOT) for _ in range(jobs)]
+        try:
+            t = time.time()
+            results.update(run_cells(sweep, todo, kernels, threads, workers))
+            stages["cells_s"], t = time.time() - t, time.time()
+            finals = run_finals(sweep, name, cfg, jobs, threads, force, results) if final else []
+            stages["final_s"], t = time.time() - t, time.time()
+            if report and run_report(sweep, name, kernels[0], bool(todo or finals or force)):
+                results["report"] = {"status": "failed"}
+            stages["report_s"] = time.time() - t
+        except KeyboardInterrupt:
+            _say("\ninterrupted: every finished trial is recorded; run the same command to "
+                 "resume")
+            return 130
+        finally:
+            for k in kernels:
+                k.close()
+        return summarise(sweep, name, cfg, results, t0, jobs, stages)
 
 
-def _run(sweep: str, name: str, cfg: SweepConfig, jobs: int, force: bool, workers: int,
-         final: bool, report: bool) -> int:
-    t0 = time.time()
+def check_inputs(name: str, cfg: SweepConfig) -> None:
+    """Before anything runs: every record parses, temporaries an earlier run left are removed,
+    the dataset is exactly the one the data section asks for, the splits hold every horizon."""
     bad = corrupt_records(name)
     if bad:
         raise CorruptFileError(f"{len(bad)} record file(s) of sweep '{name}' do not parse: "
@@ -243,9 +140,12 @@ def _run(sweep: str, name: str, cfg: SweepConfig, jobs: int, force: bool, worker
         paths.REPORTS / name)
     if stale:
         _say(f"removed {len(stale)} temporary file(s) an earlier run left behind")
-    ensure_data(name, cfg)
+    ensure_data(cfg)
     check_splits(cfg)
-    stages = {"data_s": time.time() - t0}
+
+
+def init_studies(sweep: str, name: str, cfg: SweepConfig, force: bool) -> list[Cell]:
+    """Create every cell's study once; the cells still to run, largest budgets first."""
     try:
         sizes = grid_sizes(cfg)
     except BudgetError as e:
@@ -263,13 +163,14 @@ def _run(sweep: str, name: str, cfg: SweepConfig, jobs: int, force: bool, worker
     # largest budgets first: the slots then finish together instead of one slot running the
     # biggest cell alone at the end (longest-processing-time-first scheduling)
     todo.sort(key=lambda c: -parse_budget(c.budget))
-    threads = threads_per_job(cfg, jobs)
-    limit_threads(threads)
-    _say(f"sweep '{name}': {len(todo)} of {len(cfg.budgets) * len(cfg.horizons)} cells to run, "
-         f"{jobs} at a time, {threads} torch thread(s) each")
+    return todo
+
+
+def run_cells(sweep: str, todo: list[Cell], kernels: list[notebook.Kernel], threads: int,
+              workers: int) -> dict[str, dict]:
+    """Run the cells' notebooks, one slot per kernel; on Ctrl-C start no further cell, interrupt
+    the running ones and re-raise."""
     results: dict[str, dict] = {}
-    # one long-lived kernel per job slot runs that slot's cells in turn (notebook.Kernel)
-    kernels = [notebook.Kernel(paths.CODE_ROOT) for _ in range(jobs)]
     pending: queue.Queue[Cell] = queue.Queue()
     for c in todo:
         pending.put(c)
@@ -284,65 +185,66 @@ def _run(sweep: str, name: str, cfg: SweepConfig, jobs: int, force: bool, worker
                 return
             done.put(run_cell_notebook(cell, threads, workers, sweep, kernel=kernel))
 
+    # daemon threads: an interrupted run must not wait at exit for a notebook to finish
+    slots = [threading.Thread(target=slot, args=(k,), daemon=True, name=f"slot{i}")
+             for i, k in enumerate(kernels)]
+    for t in slots:
+        t.start()
     try:
-        t_stage = time.time()
-        # daemon threads: an interrupted run must not wait at exit for a notebook to finish
-        slots = [threading.Thread(target=slot, args=(k,), daemon=True, name=f"slot{i}")
-                 for i, k in enumerate(kernels)]
-        for t in slots:
-            t.start()
-        try:
-            for _ in todo:
-                r = done.get()
-                results[r["cell"]] = r
-                _say(f"  {r['cell']}: {r['status']} in {r['wall_s']:.0f} s"
-                     + (f" ({r['error']})" if r["error"] else ""))
-        except KeyboardInterrupt:
-            # the kernels run in sessions of their own, so Ctrl-C reaches only this process:
-            # start no further cell, interrupt the running ones (the trial ends FAILED, is
-            # recorded, does not count, and its parameters are queued again) and give them a
-            # moment to stop; whatever still runs is killed with its kernel below
-            stop.set()
-            deadline = time.time() + 20
-            while any(t.is_alive() for t in slots) and time.time() < deadline:
-                for k in kernels:  # again every 2 s: a kernel between two cells ignores it
-                    k.interrupt()
-                for t in slots:
-                    t.join(timeout=1)
-            raise
-        stages["cells_s"], t_stage = time.time() - t_stage, time.time()
-        finals = []
-        if final:
-            finals = [c for c in cells(sweep, cfg) if force or not _final_done(c)]
-            # one process per job slot evaluates its share of the cells in turn: the imports
-            # are paid once per slot, not once per cell
-            groups = [g for g in (finals[i::jobs] for i in range(jobs)) if g]
-            logs = [paths.SWEEPS / name / f"final.{i}.log" for i in range(len(groups))]
-            with ThreadPoolExecutor(max_workers=jobs) as pool:
-                list(pool.map(lambda g, log: _subprocess(
-                    ["final", "--sweep", sweep, *[x for c in g for x in ("--cell", c.id)],
-                     "--threads", str(threads), "--held-by-driver"], log),
-                    groups, logs))
-            for i, g in enumerate(groups):
-                for c in g:
-                    if not _final_done(c):
-                        results.setdefault(c.id, {})["status"] = "final failed"
-                        _say(f"  {c.id}: final evaluation failed (see "
-                             f"{paths.rel(logs[i])})")
-        stages["final_s"], t_stage = time.time() - t_stage, time.time()
-        html = paths.REPORTS / name / "scaling_report.html"
-        if report and (todo or finals or force or not notebook.is_complete(
-                paths.SWEEPS / name / "04_scaling_report.ipynb") or not html.exists()):
-            rc = make_report(sweep, kernel=kernels[0])
-            if rc:
-                results["report"] = {"status": "failed"}
-        stages["report_s"] = time.time() - t_stage
+        for _ in todo:
+            r = done.get()
+            results[r["cell"]] = r
+            _say(f"  {r['cell']}: {r['status']} in {r['wall_s']:.0f} s"
+                 + (f" ({r['error']})" if r["error"] else ""))
     except KeyboardInterrupt:
-        _say("\ninterrupted: every finished trial is recorded; run the same command to resume")
-        return 130
-    finally:
-        for k in kernels:
-            k.close()
+        # the kernels run in sessions of their own, so Ctrl-C reaches only this process:
+        # start no further cell, interrupt the running ones (the trial ends FAILED, is
+        # recorded, does not count, and its parameters are queued again) and give them a
+        # moment to stop; whatever still runs is killed with its kernel by the caller
+        stop.set()
+        deadline = time.time() + 20
+        while any(t.is_alive() for t in slots) and time.time() < deadline:
+            for k in kernels:  # again every 2 s: a kernel between two cells ignores it
+                k.interrupt()
+            for t in slots:
+                t.join(timeout=1)
+        raise
+    return results
+
+
+def run_finals(sweep: str, name: str, cfg: SweepConfig, jobs: int, threads: int, force: bool,
+               results: dict) -> list[Cell]:
+    """The final evaluation of every cell without a complete one: one process per job slot
+    evaluates its share of the cells in turn (the imports are paid once per slot, not once per
+    cell). A failure is marked in ``results``; returns the cells it evaluated."""
+    finals = [c for c in cells(sweep, cfg) if force or not final_done(c)]
+    groups = [g for g in (finals[i::jobs] for i in range(jobs)) if g]
+    logs = [paths.SWEEPS / name / f"final.{i}.log" for i in range(len(groups))]
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        list(pool.map(lambda g, log: _subprocess(
+            ["final", "--sweep", sweep, *[x for c in g for x in ("--cell", c.id)],
+             "--threads", str(threads), "--held-by-driver"], log),
+            groups, logs))
+    for i, g in enumerate(groups):
+        for c in g:
+            if not final_done(c):
+                results.setdefault(c.id, {})["status"] = "final failed"
+                _say(f"  {c.id}: final evaluation failed (see {paths.rel(logs[i])})")
+    return finals
+
+
+def run_report(sweep: str, name: str, kernel: notebook.Kernel, changed: bool) -> int:
+    """The scaling report when anything changed or it is missing or torn; its exit status."""
+    html = paths.REPORTS / name / "scaling_report.html"
+    if changed or not notebook.is_complete(
+            paths.SWEEPS / name / "04_scaling_report.ipynb") or not html.exists():
+        return make_report(sweep, kernel=kernel)
+    return 0
+
+
+def summarise(sweep: str, name: str, cfg: SweepConfig, results: dict, t0: float, jobs: int,
+              stages: dict) -> int:
+    """Index of reports, status table, wall time and training share (``last_run.json``)."""
     from .index import write_index
 
     write_index()
@@ -359,47 +261,6 @@ def _run(sweep: str, name: str, cfg: SweepConfig, jobs: int, force: bool, worker
     if failed:
         _say(f"FAILED: {', '.join(failed)}")
     return 1 if failed else 0
-
-
-def utilization(sweep: str, cfg: SweepConfig, since: float, wall_s: float, jobs: int,
-                stages: dict) -> dict:
-    """How much of a run's slot time (``jobs`` x wall) went into training: the trials and the
-    final evaluation's training runs that ended during this run. The rest is orchestration
-    (kernels, data loading, baselines, plots, records, rendering, the report)."""
-    from datetime import datetime
-
-    start = datetime.fromtimestamp(since)  # Optuna's timestamps are naive local time
-    trial_s = 0.0
-    for f in (paths.SWEEPS / Path(sweep).stem).glob("*/trials/trial_*.json"):
-        rec = read_json(f)
-        begun = rec.get("datetime_start")
-        if begun and datetime.fromisoformat(begun) >= start:
-            trial_s += rec.get("seconds") or 0.0
-    final_s = 0.0
-    for c in cells(sweep, cfg):
-        f = c.dir / "final.json"
-        if f.exists():
-            for conf in read_json(f).get("configs", {}).values():
-                final_s += sum(s.get("seconds", 0.0) for s in conf.get("seeds", {}).values()
-                               if (s.get("finished_at") or 0) >= since)
-    slot_s = max(jobs * wall_s, 1e-9)
-    cells_slot_s = max(jobs * stages.get("cells_s", 0.0), 1e-9)
-    return {"sweep": Path(sweep).stem, "jobs": jobs, "wall_s": wall_s,
-            "stages": {k: round(v, 2) for k, v in stages.items()}, "trial_s": trial_s,
-            "final_train_s": final_s, "training_share": (trial_s + final_s) / slot_s,
-            "cells_stage_trial_share": trial_s / cells_slot_s if stages.get("cells_s") else None,
-            "definition": "training share = (trial seconds + final-evaluation training seconds "
-                          "that ended in this run) / (jobs x wall); overhead = 1 - share"}
-
-
-def _final_done(cell: Cell) -> bool:
-    """A complete final evaluation in the current format (with its interval method)."""
-    f = cell.dir / "final.json"
-    try:
-        state = read_json(f) if f.exists() else {}
-    except CorruptFileError:
-        return False
-    return bool(state.get("complete")) and "interval" in state
 
 
 def final_cells(sweep: str, cell_ids: list[str] | None, threads: int | None) -> int:
@@ -427,6 +288,7 @@ def final_cells(sweep: str, cell_ids: list[str] | None, threads: int | None) -> 
 
 
 def make_report(sweep: str, kernel: notebook.Kernel | None = None) -> int:
+    """Execute and render the scaling report notebook; 1 when it failed."""
     name = Path(sweep).stem
     out = paths.SWEEPS / name / "04_scaling_report.ipynb"
     html = paths.REPORTS / name / "scaling_report.html"
@@ -462,74 +324,6 @@ def worker(name: str, cell_id: str | None, threads: int | None, worker_id: str) 
     return 0
 
 
-def collect(name: str, sources: list[str]) -> int:
-    """Merge per-trial records from several machines' outputs folders into this sweep's folders."""
-    n = 0
-    for src in sources:
-        for f in sorted(Path(src).glob("*/trials/trial_*.json")):
-            dest = paths.SWEEPS / name / f.parent.parent.name / "trials" / f.name
-            if dest.exists() and read_json(dest).get("state") == read_json(f).get("state"):
-                continue
-            write_json(dest, read_json(f))
-            n += 1
-    _say(f"collected {n} record(s) into {paths.rel(paths.SWEEPS / name)}")
-    return 0
-
-
-def regenerate(name: str) -> int:
-    """Rebuild every record file of a sweep from its study storage (trial records, best.json,
-    all_trials.json, study summaries with their baselines); a final.json that does not parse is
-    moved aside, so that the next `make final` re-runs it."""
-    import optuna
-
-    from .baselines import cached_baselines
-    from .cells import open_storage
-    from .splits import make_splits
-
-    cfg = load_sweep(name)
-    storage = open_storage(storage_url(Path(name).stem))
-    df = None
-    for cell in cells(name, cfg):
-        try:
-            study = optuna.load_study(study_name=cell.study_name, storage=storage)
-        except KeyError:
-            continue
-        n = records.regenerate(cell.dir, study, cell.as_dict())
-        if df is None:
-            df, _ = ds.load_dataset(cfg.data.name)
-        splits = make_splits(df, cfg.split, horizon=cell.horizon)
-        baselines = cached_baselines(df, splits, paths.BASELINE_CACHE, seed=cfg.train.seed,
-                                     collapse_spread=cfg.train.collapse_spread)
-        records.study_summary(cell.dir, study, cell.as_dict(), baselines)
-        final, note = cell.dir / "final.json", ""
-        if final.exists():
-            try:
-                read_json(final)
-            except CorruptFileError:
-                aside = final.with_name(f"final.json.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
-                os.replace(final, aside)
-                note = f"; {paths.rel(final)} did not parse: moved to {aside.name}, `make final` " \
-                       f"re-runs it"
-        _say(f"{cell.id}: {n} record(s) rebuilt from storage{note}")
-    return 0
-
-
-def dashboard(name: str, port: int) -> int:
-    """optuna-dashboard for the sweep's storage on 127.0.0.1, started in this process: the
-    storage URL (and its password) never appears on a command line. The dashboard has no
-    login; it listens on the loopback interface only (reach it from elsewhere through an SSH
-    tunnel)."""
-    from optuna_dashboard import run_server
-
-    from .cells import mask_url, open_storage
-
-    url = storage_url(Path(name).stem)
-    _say(f"optuna-dashboard for {mask_url(url)} on http://127.0.0.1:{port} (no login: loopback "
-         f"only; from another machine: ssh -L {port}:127.0.0.1:{port} <this host>)")
-    run_server(open_storage(url), host="127.0.0.1", port=port)
-    return 0
-
-
 def _errors() -> tuple[type, ...]:
     """Failures that are the input's fault or the environment's: one ``error:`` line, exit 2."""
     from .hardware import PreflightError
@@ -553,6 +347,7 @@ def _keep_traceback(name: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line; input errors are one ``error:`` line and exit status 2."""
     p = argparse.ArgumentParser(prog="python -m lib.sweep", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="run every unfinished cell, the final evaluation and the report")

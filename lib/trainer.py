@@ -22,8 +22,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .config import TrainConfig
+from .config import ModelConfig, TrainConfig
+from .hardware import available_memory, resolve_device
 from .metrics import evaluate, sigmoid
+from .model import choose_micro_batch, memory_estimate
 
 
 class DivergenceError(RuntimeError):
@@ -65,19 +67,8 @@ class WarmupCosine:
         return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' requested but no CUDA device is available")
-    return torch.device(name)
-
-
 def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -100,6 +91,7 @@ def eval_batch(micro: int, batch: int) -> int:
 @torch.no_grad()
 def predict_logits(model: nn.Module, X: torch.Tensor, batch: int = 1024,
                    autocast: bool = False) -> torch.Tensor:
+    """Logits of ``model`` in eval mode, ``batch`` samples at a time, without gradients."""
     model.eval()
     out = []
     for i in range(0, len(X), batch):
@@ -108,25 +100,10 @@ def predict_logits(model: nn.Module, X: torch.Tensor, batch: int = 1024,
     return torch.cat(out) if out else torch.zeros(0)
 
 
-def available_memory(device: torch.device) -> tuple[float | None, str]:
-    """Bytes this process may still use on ``device`` (what it holds already included)."""
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return float(free + torch.cuda.memory_allocated(device)), "cuda free + allocated"
-    if device.type == "cpu":
-        import psutil
-
-        return float(psutil.virtual_memory().available), "system available memory"
-    return None, f"no memory reading on {device.type}"
-
-
 def plan_micro_batch(model: nn.Module, batch: int, cfg: TrainConfig, device: torch.device,
                      autocast: bool) -> tuple[int, dict]:
     """The micro-batch: the requested one, or the largest that the model's memory estimate
     (``model.cfg``, a ModelConfig) fits into the memory available on the device."""
-    from .config import ModelConfig
-    from .model import choose_micro_batch, memory_estimate
-
     if cfg.micro_batch_size:
         return min(cfg.micro_batch_size, batch), {"source": "requested"}
     mcfg = getattr(model, "cfg", None)
@@ -154,10 +131,103 @@ def compiled(model: nn.Module, backend: str) -> nn.Module:
 
 
 def _dropout_rates(model: nn.Module) -> list[float]:
+    """Every dropout rate the live model uses (read back for rule 2)."""
     rates = {m.p for m in model.modules() if isinstance(m, nn.Dropout)}
     rates |= {m.dropout for m in model.modules() if hasattr(m, "dropout")
               and isinstance(m.dropout, float)}
     return sorted(rates)
+
+
+class TrainStep:
+    """One optimizer step, as training runs it and ``make bench`` times it: micro-batches with
+    gradients accumulated to the batch (bf16 autocast on CUDA), clipping, AdamW, schedule."""
+
+    def __init__(self, model: nn.Module, forward: nn.Module, optimizer: torch.optim.Optimizer,
+                 scheduler, loss_fn: nn.Module, device: torch.device, autocast: bool,
+                 grad_clip: float):
+        self.model, self.forward, self.optimizer, self.scheduler = model, forward, optimizer, \
+            scheduler
+        self.loss_fn, self.device, self.autocast, self.grad_clip = loss_fn, device, autocast, \
+            grad_clip
+
+    def __call__(self, xb: torch.Tensor, yb: torch.Tensor, micro: int) -> float:
+        """Sum over the batch of the per-sample losses (before the step)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        total = 0.0
+        for i in range(0, len(xb), micro):
+            xm, ym = xb[i:i + micro], yb[i:i + micro]
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+                logits = self.forward(xm)
+            loss = self.loss_fn(logits.float(), ym)
+            (loss * (len(xm) / len(xb))).backward()
+            total += loss.item() * len(xm)
+        if self.grad_clip > 0:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        return total
+
+
+def make_step(model: nn.Module, cfg: TrainConfig, device: torch.device, total_steps: int,
+              autocast: bool, forward: nn.Module | None = None) -> TrainStep:
+    """The step for ``cfg``: AdamW (fused on CUDA) over decayed and undecayed groups, linear
+    warm-up then cosine decay over ``total_steps``, BCE on logits (optional pos_weight)."""
+    schedule = WarmupCosine(int(round(cfg.warmup_frac * total_steps)), total_steps)
+    optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr,
+                                  fused=device.type == "cuda")
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    pos_weight = None if cfg.pos_weight is None else torch.tensor(cfg.pos_weight, device=device)
+    return TrainStep(model, model if forward is None else forward, optimizer, scheduler,
+                     nn.BCEWithLogitsLoss(pos_weight=pos_weight), device, autocast,
+                     cfg.grad_clip)
+
+
+def run_epoch(step: TrainStep, Xtr: torch.Tensor, ytr: torch.Tensor, batch: int, micro: int,
+              generator: torch.Generator, epoch: int, memory_plan: dict,
+              progress: bool = False) -> tuple[float, int, int]:
+    """One pass over the shuffled training block; an out-of-memory error halves the micro-batch
+    and retries the step. Returns the summed loss, the micro-batch now and the halvings."""
+    n, device, halvings = len(Xtr), step.device, 0
+    perm = torch.randperm(n, generator=generator).to(device)
+    running = 0.0
+    bar = tqdm(range(0, n, batch), desc=f"epoch {epoch}", disable=not progress, leave=False)
+    for i in bar:
+        idx = perm[i:i + batch]
+        while True:
+            try:
+                running += step(Xtr[idx], ytr[idx], micro)
+                break
+            except torch.OutOfMemoryError:
+                if micro <= 1:
+                    raise
+                micro, halvings = max(micro // 2, 1), halvings + 1
+                memory_plan.setdefault("oom_halvings", []).append(
+                    {"epoch": epoch, "step": i // batch, "micro_batch": micro})
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+        if not math.isfinite(running):
+            raise DivergenceError(epoch, "training loss")
+    return running, micro, halvings
+
+
+def resolved_settings(step: TrainStep, cfg: TrainConfig, batch: int, micro: int) -> dict:
+    """The settings read back from the live optimizer, scheduler and model (research rule 2)."""
+    group = step.optimizer.param_groups[0]
+    schedule = step.scheduler.lr_lambdas[0]
+    model = step.model
+    return {
+        "lr": group["initial_lr"], "weight_decay": group["weight_decay"],
+        "betas": list(group["betas"]), "warmup_steps": schedule.warmup_steps,
+        "total_steps": schedule.total_steps,
+        "warmup_frac": schedule.warmup_steps / schedule.total_steps,
+        "dropout": _dropout_rates(model), "batch_size": batch, "micro_batch_size": micro,
+        "max_epochs": cfg.max_epochs, "grad_clip": step.grad_clip, "patience": cfg.patience,
+        "pos_weight": None if step.loss_fn.pos_weight is None else float(step.loss_fn.pos_weight),
+        "device": str(step.device), "autocast_bf16": step.autocast,
+        "threads": torch.get_num_threads(), "seed": cfg.seed, "objective": cfg.objective,
+        "compile": cfg.compile, "norm": getattr(getattr(model, "cfg", None), "norm", None),
+    }
 
 
 def train(model: nn.Module, X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray,
@@ -186,14 +256,7 @@ def train(model: nn.Module, X_train: np.ndarray, y_train: np.ndarray, X_val: np.
     batch = min(cfg.batch_size, n)
     micro, memory_plan = plan_micro_batch(model, batch, cfg, device, autocast)
     forward = compiled(model, cfg.compile)
-    steps_per_epoch = math.ceil(n / batch)
-    total_steps = steps_per_epoch * cfg.max_epochs
-    schedule = WarmupCosine(int(round(cfg.warmup_frac * total_steps)), total_steps)
-    fused = device.type == "cuda"
-    optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, fused=fused)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    pos_weight = None if cfg.pos_weight is None else torch.tensor(cfg.pos_weight, device=device)
-    loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+    step = make_step(model, cfg, device, math.ceil(n / batch) * cfg.max_epochs, autocast, forward)
     generator = torch.Generator(device="cpu").manual_seed(cfg.seed)
     sign = 1.0 if cfg.objective == "val_logloss" else -1.0  # internal: lower is better
     best, best_epoch, best_state, curve = math.inf, 0, None, []
@@ -202,51 +265,23 @@ def train(model: nn.Module, X_train: np.ndarray, y_train: np.ndarray, X_val: np.
         torch.cuda.reset_peak_memory_stats(device)
     t_start = time.perf_counter()
 
-    def step(xb: torch.Tensor, yb: torch.Tensor, micro: int) -> float:
-        optimizer.zero_grad(set_to_none=True)
-        total = 0.0
-        for i in range(0, len(xb), micro):
-            xm, ym = xb[i:i + micro], yb[i:i + micro]
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                logits = forward(xm)
-            loss = loss_fn(logits.float(), ym)
-            (loss * (len(xm) / len(xb))).backward()
-            total += loss.item() * len(xm)
-        if cfg.grad_clip > 0:
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        scheduler.step()
-        return total
+    def validate() -> dict:
+        logits = predict_logits(forward, Xva, eval_batch(micro, batch), autocast)
+        if not torch.isfinite(logits).all():
+            raise DivergenceError(epoch, "validation logits")
+        return evaluate(y_val_np, sigmoid(logits.cpu()), base_rate, cfg.collapse_spread)
 
+    epoch = 0
     try:
         for epoch in range(1, cfg.max_epochs + 1):
             model.train()
             t0 = time.perf_counter()
-            perm = torch.randperm(n, generator=generator).to(device)
-            running, lr = 0.0, optimizer.param_groups[0]["lr"]
-            bar = tqdm(range(0, n, batch), desc=f"epoch {epoch}", disable=not cfg.progress,
-                       leave=False)
-            for i in bar:
-                idx = perm[i:i + batch]
-                while True:
-                    try:
-                        running += step(Xtr[idx], ytr[idx], micro)
-                        break
-                    except torch.OutOfMemoryError:
-                        if micro <= 1:
-                            raise
-                        micro, oom_retries = max(micro // 2, 1), oom_retries + 1
-                        memory_plan.setdefault("oom_halvings", []).append(
-                            {"epoch": epoch, "step": i // batch, "micro_batch": micro})
-                        if device.type == "cuda":
-                            torch.cuda.empty_cache()
-                if not math.isfinite(running):
-                    raise DivergenceError(epoch, "training loss")
+            lr = step.optimizer.param_groups[0]["lr"]
+            running, micro, halvings = run_epoch(step, Xtr, ytr, batch, micro, generator, epoch,
+                                                 memory_plan, cfg.progress)
+            oom_retries += halvings
             seconds = time.perf_counter() - t0
-            logits = predict_logits(forward, Xva, eval_batch(micro, batch), autocast)
-            if not torch.isfinite(logits).all():
-                raise DivergenceError(epoch, "validation logits")
-            m = evaluate(y_val_np, sigmoid(logits.cpu()), base_rate, cfg.collapse_spread)
+            m = validate()
             row = {"epoch": epoch, "train_loss": running / n, "val_loss": m["logloss"],
                    "val_auc": m["auc"], "val_skill": m["skill"], "lr": lr, "seconds": seconds,
                    "samples_per_s": n / seconds}
@@ -274,21 +309,9 @@ def train(model: nn.Module, X_train: np.ndarray, y_train: np.ndarray, X_val: np.
     peak = {"process_max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     if device.type == "cuda":
         peak["cuda_max_allocated_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
-    group = optimizer.param_groups[0]
-    resolved = {
-        "lr": group["initial_lr"], "weight_decay": group["weight_decay"],
-        "betas": list(group["betas"]), "warmup_steps": schedule.warmup_steps,
-        "total_steps": schedule.total_steps,
-        "warmup_frac": schedule.warmup_steps / schedule.total_steps,
-        "dropout": _dropout_rates(model), "batch_size": batch, "micro_batch_size": micro,
-        "max_epochs": cfg.max_epochs, "grad_clip": cfg.grad_clip, "patience": cfg.patience,
-        "pos_weight": None if loss_fn.pos_weight is None else float(loss_fn.pos_weight),
-        "device": str(device), "autocast_bf16": autocast, "threads": torch.get_num_threads(),
-        "seed": cfg.seed, "objective": cfg.objective, "compile": cfg.compile,
-        "norm": getattr(getattr(model, "cfg", None), "norm", None),
-    }
     best_objective = val["logloss"] if cfg.objective == "val_logloss" else val["auc"]
     return TrainResult(curve=curve, best_epoch=best_epoch, objective=cfg.objective,
-                       best_objective=best_objective, val=val, resolved=resolved,
+                       best_objective=best_objective, val=val,
+                       resolved=resolved_settings(step, cfg, batch, micro),
                        stop_reason=stop_reason, seconds=time.perf_counter() - t_start,
                        peak_memory_mb=peak, oom_retries=oom_retries, memory_plan=memory_plan)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lib import dataset, notebook, paths, sources, sweep
+from lib import dataset, notebook, paths, sources, sweep, upkeep
 from lib.cells import mask_url
 from lib.config import ConfigError, DataConfig
 from lib.study import sampler_seed
@@ -208,7 +208,7 @@ def test_the_dashboard_gets_its_storage_without_a_command_line(tmp_path):
 # ---- concurrent drivers -------------------------------------------------------------------
 
 def test_a_second_driver_is_refused_while_one_runs(root, capsys):
-    with sweep.SweepLock("smoke"):
+    with upkeep.SweepLock("smoke"):
         rc, out = run_main(capsys, "run", "--sweep", "smoke")
     assert rc == 2 and "sweep 'smoke' is being driven by pid" in error_line(out)
     assert "make worker SWEEP=smoke" in error_line(out)
@@ -348,7 +348,7 @@ def test_a_corrupt_final_json_is_set_aside_and_re_run(tiny, capsys):
         cfg = replace(load_sweep(p))
         from lib.cells import Cell
 
-        assert not sweep._final_done(Cell(str(p), "8k", 1))
+        assert not upkeep.final_done(Cell(str(p), "8k", 1))
         rc, out = run_main(capsys, "final", "--sweep", str(p))
         assert rc == 0 and json.loads(final.read_text())["seeds"] == seeds
         assert cfg.final.seeds == len(seeds)
@@ -367,16 +367,16 @@ def test_a_cell_with_a_missing_report_or_torn_notebook_is_not_done(tiny):
         cfg = load_sweep(p)
         cell = Cell(str(p), "8k", 1)
         counts = cell_status(cell, cfg, storage_url("t_tiny"))
-        assert sweep.cell_done(cell, counts)
+        assert upkeep.cell_done(cell, counts)
         html = paths.REPORTS / "t_tiny" / "8k-h1.html"
         kept = html.read_bytes()
         html.write_bytes(kept[:100])  # torn
-        assert not sweep.cell_done(cell, counts)
+        assert not upkeep.cell_done(cell, counts)
         html.write_bytes(kept)
         nb = cell.dir / "03_hpo_sweep.ipynb"
         kept = nb.read_bytes()
         nb.write_bytes(b"")  # what a full disk left
-        assert not sweep.cell_done(cell, counts)
+        assert not upkeep.cell_done(cell, counts)
         nb.write_bytes(kept)
         (cell.dir / ".03_hpo_sweep.123.partial.ipynb").write_text("{")
         assert [f.name for f in notebook.remove_stale(paths.SWEEPS / "t_tiny")] == [

@@ -1,6 +1,10 @@
-"""research rule 16: provenance names the code that ran (commit, dirty flag) and the data."""
+"""Provenance (research rule 16: records name the code that ran, commit and dirty flag, and the
+data) and record files written atomically: a crash or a full disk keeps the previous version."""
 
+import json
 import subprocess
+
+import pytest
 
 from lib import paths
 from lib.provenance import code_version
@@ -38,3 +42,55 @@ def test_untracked_source_files_make_the_code_dirty(tmp_path):
     (tmp_path / "new_module.py").write_text("y = 2\n")
     v = code_version(tmp_path)
     assert v["dirty"] is True and "new_module.py" in v["changed"]
+
+
+def test_record_write_is_atomic(tmp_path, monkeypatch):
+    from lib import provenance
+
+    path = tmp_path / "best.json"
+    provenance.write_json(path, {"v": 1})
+
+    def crash(src, dst):
+        raise OSError("simulated crash between write and rename")
+
+    monkeypatch.setattr(provenance.os, "replace", crash)
+    with pytest.raises(OSError, match="simulated crash"):
+        provenance.write_json(path, {"v": 2})
+    assert json.loads(path.read_text()) == {"v": 1}
+    assert list(tmp_path.iterdir()) == [path], "temporary file left behind"
+
+
+def test_full_or_read_only_disk_gives_a_clear_error_and_keeps_records(tmp_path, monkeypatch):
+    import errno
+
+    from lib import provenance
+
+    path = tmp_path / "best.json"
+    provenance.write_json(path, {"v": 1})
+    real_fdopen = provenance.os.fdopen
+
+    class Full:
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *a):
+            self.f.close()
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(provenance.os, "fdopen", lambda fd, mode: Full(real_fdopen(fd, mode)))
+    with pytest.raises(OSError, match=r"cannot write .*best\.json: No space left on device \(the "
+                                      r"previous version, if any, is intact\)"):
+        provenance.write_json(path, {"v": 2})
+    assert json.loads(path.read_text()) == {"v": 1} and list(tmp_path.iterdir()) == [path]
+    def read_only(**kw):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(provenance.tempfile, "mkstemp", read_only)
+    with pytest.raises(OSError, match="cannot write .*best.json: Permission denied"):
+        provenance.write_json(path, {"v": 3})
+    assert json.loads(path.read_text()) == {"v": 1}

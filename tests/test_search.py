@@ -13,10 +13,9 @@ import optuna
 import pytest
 
 from lib import dataset as ds
-from lib import hardware, paths, records
 from lib import objective as objective_mod
+from lib import paths, records
 from lib import trial as trial_mod
-from lib.budget import base_model
 from lib.cells import Cell, StorageError, mask_url, open_storage, storage_url
 from lib.provenance import read_json
 from lib.search import CellRunner
@@ -166,142 +165,6 @@ def test_regenerate_rebuilds_records_from_storage(root):
     assert set(after) == set(before)
     for k, v in after.items():
         assert v["objective"] == json.loads(before[k])["objective"]
-
-
-def test_record_write_is_atomic(tmp_path, monkeypatch):
-    from lib import provenance
-
-    path = tmp_path / "best.json"
-    provenance.write_json(path, {"v": 1})
-
-    def crash(src, dst):
-        raise OSError("simulated crash between write and rename")
-
-    monkeypatch.setattr(provenance.os, "replace", crash)
-    with pytest.raises(OSError, match="simulated crash"):
-        provenance.write_json(path, {"v": 2})
-    assert json.loads(path.read_text()) == {"v": 1}
-    assert list(tmp_path.iterdir()) == [path], "temporary file left behind"
-
-
-def test_full_or_read_only_disk_gives_a_clear_error_and_keeps_records(tmp_path, monkeypatch):
-    import errno
-
-    from lib import provenance
-
-    path = tmp_path / "best.json"
-    provenance.write_json(path, {"v": 1})
-    real_fdopen = provenance.os.fdopen
-
-    class Full:
-        def __init__(self, f):
-            self.f = f
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *a):
-            self.f.close()
-
-        def write(self, data):
-            raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(provenance.os, "fdopen", lambda fd, mode: Full(real_fdopen(fd, mode)))
-    with pytest.raises(OSError, match=r"cannot write .*best\.json: No space left on device \(the "
-                                      r"previous version, if any, is intact\)"):
-        provenance.write_json(path, {"v": 2})
-    assert json.loads(path.read_text()) == {"v": 1} and list(tmp_path.iterdir()) == [path]
-    def read_only(**kw):
-        raise PermissionError(13, "Permission denied")
-
-    monkeypatch.setattr(provenance.tempfile, "mkstemp", read_only)
-    with pytest.raises(OSError, match="cannot write .*best.json: Permission denied"):
-        provenance.write_json(path, {"v": 3})
-    assert json.loads(path.read_text()) == {"v": 1}
-
-
-def test_preflight_refuses_too_little_memory(root):
-    cfg = tiny_cfg(memory_policy="fail")
-    r = CellRunner(Cell("t_pre", "30k", 1), cfg, log=lambda m: None, available_bytes=10_000)
-    with pytest.raises(hardware.PreflightError, match="memory"):
-        r.prepare()
-    report = read_json(r.dir / "preflight.json")
-    assert not report["ok"] and not report["checks"]["memory"]["ok"]
-    assert not (r.dir / "trials").exists()
-
-
-def test_preflight_drops_architectures_that_do_not_fit(root):
-    from lib.model import memory_estimate
-
-    cfg = tiny_cfg(memory_policy="drop")
-    r0 = CellRunner(Cell("t_drop", "30k", 1), cfg, log=lambda m: None)
-    r0.prepare()
-    needs = sorted(memory_estimate(a.apply(base_model(cfg, 25)), 1)["total"]
-                   for a in r0.archs_all)
-    r = CellRunner(Cell("t_drop", "30k", 1), cfg, log=lambda m: None,
-                   available_bytes=int(needs[-1] / 0.9) - 1)
-    report = r.prepare()
-    assert report["ok"] and report["checks"]["memory"]["dropped"]
-    assert len(r.archs) == len(r0.archs_all) - len(report["checks"]["memory"]["dropped"])
-
-
-def test_preflight_refuses_missing_or_corrupt_dataset(fresh_root):
-    cfg = tiny_cfg()
-    r = CellRunner(Cell("t_nodata", "8k", 1), cfg, log=lambda m: None)
-    with pytest.raises(Exception, match="not in data/processed_manifest.json"):
-        r.prepare()
-
-
-def test_preflight_refuses_bad_checksum(fresh_root):
-    from lib import dataset
-    from lib.config import DataConfig
-
-    dataset.build_dataset(DataConfig())
-    p = dataset.dataset_path("gspc_a25")
-    p.write_bytes(p.read_bytes() + b"x")
-    r = CellRunner(Cell("t_badsum", "8k", 1), tiny_cfg(), log=lambda m: None)
-    with pytest.raises(hardware.PreflightError, match="checksum mismatch"):
-        r.prepare()
-    assert not read_json(r.dir / "preflight.json")["checks"]["dataset"]["ok"]
-
-
-def test_telemetry_reports_unavailable_with_reasons(tmp_path):
-    t = hardware.Telemetry(tmp_path / "hw.jsonl", interval_s=0.2).start()
-    time.sleep(0.5)
-    t.stop()
-    rows = [json.loads(x) for x in (tmp_path / "hw.jsonl").read_text().splitlines()]
-    assert len(rows) >= 2
-    import torch
-
-    if not torch.cuda.is_available():
-        assert all(r["gpu_temp_c"] is None and r["gpu_util"] is None for r in rows)
-        assert "gpu_temp_c" in rows[0]["unavailable"] and rows[0]["unavailable"]["gpu_temp_c"]
-    if rows[0]["cpu_temp_c"] is None:
-        assert rows[0]["unavailable"]["cpu_temp_c"]
-    s = t.summary()
-    assert s["proc_rss_mb"]["max"] > 0
-
-
-def test_guard_pauses_then_stops_on_low_memory(tmp_path):
-    t = hardware.Telemetry(None, interval_s=1)
-    said = []
-    g = hardware.Guard(t, temp_warn_c=85, temp_critical_c=95, mem_floor_gb=1e9,
-                       max_pause_s=0.2, log=said.append, poll_s=0.05)
-    ok, why = g.wait()
-    assert not ok and "available memory" in why
-    assert any("pausing" in s for s in said)
-    g2 = hardware.Guard(t, 85, 95, 0.0, 1, log=said.append)
-    assert g2.wait() == (True, "")
-
-
-def test_guard_acts_on_a_readable_temperature(monkeypatch):
-    t = hardware.Telemetry(None)
-    g = hardware.Guard(t, temp_warn_c=50, temp_critical_c=60, mem_floor_gb=0, max_pause_s=1,
-                       log=lambda m: None)
-    row = dict(t.read(), cpu_temp_c=70.0)
-    assert g.status(row)[0] == "critical"
-    assert g.status(dict(row, cpu_temp_c=55.0))[0] == "pause"
-    assert g.status(dict(row, cpu_temp_c=None, gpu_temp_c=None))[0] == "ok"
 
 
 def test_unreachable_storage_is_a_quick_clear_error():
