@@ -201,7 +201,7 @@ def test_the_dashboard_gets_its_storage_without_a_command_line(tmp_path):
                          capture_output=True, env=dict(os.environ, OPTUNA_STORAGE=
                                                        "postgresql://u:topsecret@h/db")).stdout
     assert "topsecret" not in out and "lib.sweep dashboard" in out
-    readme = " ".join((REPO / "README.md").read_text().split())
+    readme = " ".join((REPO / "docs" / "scaling-out.md").read_text().split())
     assert "The dashboard has no login and listens on 127.0.0.1 only" in readme
 
 

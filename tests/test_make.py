@@ -56,7 +56,7 @@ def test_make_data_then_make_trial_on_a_fresh_root(tmp_path):
         r = subprocess.run(["make", *target], cwd=REPO, env=env, capture_output=True, text=True,
                            timeout=600)
         assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    assert (tmp_path / "data" / "processed" / "gspc_a25.parquet").exists()
+    assert (tmp_path / "data" / "processed" / "gspc_sf.parquet").exists()
     assert (tmp_path / "outputs" / "data_prep" / "01_data_prep.ipynb").exists()
     assert (tmp_path / "reports" / "trials" / "02_train_trial_8k_h3.html").exists()
     index = (tmp_path / "reports" / "index.html").read_text()

@@ -1,0 +1,163 @@
+"""The house's layout, checked: modules a newcomer can read alone, no import cycles, one place for
+the base model configuration, one source for notebook defaults, nothing pointing outside the
+repository."""
+
+import ast
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from lib import defaults, paths
+
+REPO = Path(__file__).resolve().parents[1]
+LIB = REPO / "lib"
+MAX_LINES = 350  # a module longer than this says why in its docstring ("on purpose")
+
+
+def import_graph() -> dict[str, set[str]]:
+    """lib module -> lib modules it imports, at any depth of the file (function-level imports
+    included: they are cycles too, only hidden)."""
+    mods = {p.stem for p in LIB.glob("*.py")}
+    graph = {}
+    for p in LIB.glob("*.py"):
+        deps = set()
+        for n in ast.walk(ast.parse(p.read_text())):
+            if isinstance(n, ast.ImportFrom):
+                if n.level == 1 and n.module:
+                    deps.add(n.module.split(".")[0])
+                elif n.level == 1 or n.module == "lib":
+                    deps |= {a.name for a in n.names}
+                elif n.module and n.module.startswith("lib."):
+                    deps.add(n.module.split(".")[1])
+            elif isinstance(n, ast.Import):
+                deps |= {a.name.split(".")[1] for a in n.names if a.name.startswith("lib.")}
+        graph[p.stem] = (deps & mods) - {p.stem}
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+
+    def visit(n, path):
+        state[n] = 1
+        for m in sorted(graph[n]):
+            if state.get(m) == 1:
+                return path[path.index(m):] + [m]
+            if m not in state:
+                found = visit(m, path + [m])
+                if found:
+                    return found
+        state[n] = 2
+        return None
+
+    for n in sorted(graph):
+        if n not in state:
+            found = visit(n, [n])
+            if found:
+                return found
+    return None
+
+
+def test_no_import_cycle_among_lib_modules():
+    assert find_cycle(import_graph()) is None, " -> ".join(find_cycle(import_graph()))
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_modules_are_short_or_say_why():
+    long = []
+    for p in sorted(LIB.glob("*.py")):
+        n = len(p.read_text().splitlines())
+        doc = ast.get_docstring(ast.parse(p.read_text())) or ""
+        if n > MAX_LINES and "on purpose" not in doc:
+            long.append(f"{p.name} ({n} lines)")
+    assert not long, f"modules over {MAX_LINES} lines without a reason in their docstring: {long}"
+
+
+def test_the_base_model_configuration_is_built_in_one_place():
+    """Window length and number of inputs meet the sweep's model settings in
+    lib.budget.base_model only (it was written four times)."""
+    pattern = re.compile(r"replace\([^)]*\b(context_len|n_features)=", re.S)
+    offenders = [p.name for p in LIB.glob("*.py") if p.name != "budget.py"
+                 and pattern.search(p.read_text())]
+    assert not offenders, offenders
+
+
+def test_every_notebook_parameter_default_comes_from_one_source():
+    want = defaults.notebook_defaults()
+    assert set(want) == {p.stem for p in paths.NOTEBOOKS.glob("*.ipynb")}
+    for name, values in want.items():
+        got = defaults.written_defaults(paths.NOTEBOOKS / f"{name}.ipynb")
+        assert got == values, (f"{name}: the notebook's defaults differ from lib/defaults.py "
+                               f"(run python -m lib.defaults): "
+                               f"{ {k: (got.get(k), v) for k, v in values.items() if got.get(k) != v} }")
+
+
+def test_the_defaults_follow_the_default_sweep_file(tmp_path, monkeypatch):
+    """Change the default sweep's feature set: every notebook default that shows it follows."""
+    text = (paths.SWEEP_FILES / "default.yaml").read_text()
+    (tmp_path / "default.yaml").write_text(text.replace("feature_set: sf", "feature_set: a25")
+                                           .replace("name: gspc_sf", "name: gspc_x"))
+    monkeypatch.setattr(paths, "SWEEP_FILES", tmp_path)
+    d = defaults.notebook_defaults()
+    assert d["01_data_prep"]["feature_set"] == "a25" and d["01_data_prep"]["name"] == "gspc_x"
+    assert d["02_train_trial"]["dataset"] == "gspc_x"
+
+
+def test_make_trial_defaults_agree_with_the_trial_notebook():
+    make = (REPO / "Makefile").read_text()
+    budget = re.search(r"^BUDGET\s*\?=\s*(\S+)", make, re.M).group(1)
+    horizon = int(re.search(r"^HORIZON\s*\?=\s*(\S+)", make, re.M).group(1))
+    d = defaults.notebook_defaults()["02_train_trial"]
+    assert (budget, horizon) == (d["budget"], d["horizon"])
+
+
+def test_a_sweep_file_may_not_set_what_the_sweep_sets(tmp_path):
+    from lib.config import ConfigError
+    from lib.sweepfile import load_sweep
+
+    for key, hint in [("d_model: 128", "grid.d_model"), ("context_len: 60", "split.context_len"),
+                      ("n_features: 9", "data.feature_set")]:
+        p = tmp_path / "s.yaml"
+        p.write_text(f"model:\n  {key}\n")
+        with pytest.raises(ConfigError, match=rf"model\.{key.split(':')[0]}: set by the sweep .*"
+                                              rf"{re.escape(hint)}"):
+            load_sweep(p)
+
+
+def test_nothing_in_the_repository_points_outside_it():
+    files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True,
+                           check=True).stdout.split()
+    outside = re.compile(r"\.\./shared|SCIENCE\.md|STYLE\.md")
+    hits = [f for f in files if not f.endswith((".parquet", ".png", ".gz"))
+            and (REPO / f).is_file() and f != "tests/test_layout.py"
+            and outside.search((REPO / f).read_text(errors="ignore"))]
+    assert not hits, hits
+
+
+def test_readme_is_short_and_links_the_docs():
+    readme = (REPO / "README.md").read_text()
+    assert len(readme.splitlines()) <= 120
+    for page in sorted((REPO / "docs").glob("*.md")):
+        assert f"docs/{page.name}" in readme, f"README does not link docs/{page.name}"
+
+
+def test_every_test_the_docs_cite_exists():
+    """docs/ names the test behind each research rule (`test_x.py::test_y`): moving or renaming a
+    test must not leave a rule pointing at nothing."""
+    names = {p.name: {n.name for n in ast.parse(p.read_text()).body
+                      if isinstance(n, ast.FunctionDef)} for p in (REPO / "tests").glob("test_*.py")}
+    missing = []
+    for page in (REPO / "docs").glob("*.md"):
+        for line in page.read_text().splitlines():
+            current = None
+            for m in re.finditer(r"`(test_\w+\.py)?::(test_\w+)`", line):
+                current = m.group(1) or current
+                if current is None or m.group(2) not in names.get(current, set()):
+                    missing.append(f"{page.name}: {current}::{m.group(2)}")
+    assert not missing, missing
