@@ -36,20 +36,24 @@ def dataset_config(cfg: SweepConfig, feature_set: str):
 
 
 def variant(cfg: SweepConfig, feature_set: str, norm: str) -> SweepConfig:
+    """The sweep with one ablation variant's feature set (and dataset) and input normalisation."""
     return replace(cfg, data=dataset_config(cfg, feature_set), model=replace(cfg.model, norm=norm))
 
 
 def configurations(cfg: SweepConfig) -> list[tuple[str, str, str, int]]:
+    """Every (feature set, norm, budget, horizon) the ablation crosses."""
     a = cfg.ablation
     return [(fs, norm, b, h) for fs in a.feature_sets for norm in a.norms
             for b in (a.budgets or cfg.budgets) for h in cfg.horizons]
 
 
 def folder(name: str) -> Path:
+    """Where the ablation's records live: outputs/sweeps/<sweep>/ablation/."""
     return paths.SWEEPS / name / "ablation"
 
 
 def record_path(name: str, fs: str, norm: str, budget: str, h: int) -> Path:
+    """The record file of one ablation configuration."""
     return folder(name) / f"{fs}-{norm}-{budget}-h{h}.json"
 
 

@@ -62,6 +62,7 @@ def stored_columns(df: pd.DataFrame, splits: Splits) -> list[str]:
 
 
 def last_day_features(df: pd.DataFrame, splits: Splits) -> dict[str, np.ndarray]:
+    """Scale-free features of each window's last day, per block: what the baselines see."""
     feats = scale_free(df[stored_columns(df, splits)]).to_numpy()
     return {b: feats[splits.block(b).ends] for b in ("train", "val", "test")}
 
@@ -159,6 +160,7 @@ def cached_baselines(df: pd.DataFrame, splits: Splits, cache_dir: Path, *,
 
 
 def table(baselines: dict, block: str = "val") -> pd.DataFrame:
+    """The baselines' metrics on ``block`` as a table, one row per baseline."""
     keys = ("auc", "logloss", "skill", "skill_own", "brier", "f1", "spread")
     return pd.DataFrame({name: {k: b[block][k] for k in keys} for name, b in baselines.items()
                          if block in b}).T

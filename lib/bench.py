@@ -158,6 +158,7 @@ def measure_row(cfg: ModelConfig, device: torch.device, seconds: float, min_step
 
 
 def arch_for(budget: str, tokenizer: str):
+    """The benchmark's architecture for a budget: the closest of its grid."""
     return budget_grid(budget, replace(BASE, tokenizer=tokenizer), GRID)[0]
 
 
@@ -184,6 +185,7 @@ def worker_layouts(budgets=("100k", "400k"), seconds: float = 4.0) -> list[dict]
 
 
 def data_stage_seconds() -> float:
+    """Seconds to build the default dataset from the shipped bars (the data stage)."""
     from .config import DataConfig
     from .dataset import build_dataset
 
@@ -229,6 +231,7 @@ def _cells(sweep: str):
 
 def run(quick: bool = False, sweep: bool = True, layouts: bool = True,
         device_name: str = "auto", compile_backend: str = "off") -> dict:
+    """Every benchmark of ``make bench``; the result written under outputs/bench/."""
     from .hardware import resolve_device
 
     device = resolve_device(device_name)
@@ -279,6 +282,7 @@ def run(quick: bool = False, sweep: bool = True, layouts: bool = True,
 
 
 def table(result: dict) -> str:
+    """The benchmark result as the text ``make bench`` prints."""
     readings = " / ".join(f"{v / 1e9:.1f}" for v in result.get("matmul_readings_flops_per_s", []))
     lines = [f"device {result['device']} ({result['precision']}), {result['threads']} threads, "
              f"matmul {result['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s (before / after the rows: "
@@ -310,6 +314,7 @@ def table(result: dict) -> str:
 
 
 def main(argv=None) -> int:
+    """``python -m lib.bench``: run the benchmarks and print their table."""
     p = argparse.ArgumentParser(prog="python -m lib.bench", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="100k only, short timings (for tests)")
     p.add_argument("--no-sweep", action="store_true", help="skip the orchestration benchmark")

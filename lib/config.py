@@ -22,6 +22,8 @@ class ConfigError(ValueError):
 
 @dataclass
 class DataConfig:
+    """Where the bars come from, the target, the feature set and the dataset's name."""
+
     source: str = "embedded"  # embedded | yfinance | csv
     tickers: list[str] = field(default_factory=lambda: ["^GSPC", "^IXIC"])  # tickers to fetch
     target: str = "^GSPC"  # ticker whose bars give features and labels
@@ -34,6 +36,8 @@ class DataConfig:
 
 @dataclass
 class SplitConfig:
+    """Labels (threshold, kind), window length, date blocks and canaries."""
+
     context_len: int = 80  # trading days per input window
     threshold: float = 0.01  # relative rise that makes a positive label
     label: str = "threshold"  # threshold (uses High) | close (uses Close)
@@ -50,6 +54,8 @@ class SplitConfig:
 
 @dataclass
 class ModelConfig:
+    """The model: window, inputs, patching, size, dropout, tokenizer, input normalisation."""
+
     context_len: int = 80  # trading days per input window
     n_features: int = 25  # input channels
     patch_len: int = 16  # days per patch
@@ -67,6 +73,8 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
+    """Training settings: optimizer, schedule, batch, epochs, early stopping, device, precision."""
+
     lr: float = 1e-3  # peak learning rate of AdamW
     weight_decay: float = 1e-2  # AdamW decoupled weight decay
     warmup_frac: float = 0.1  # share of optimizer steps with linear warm-up, then cosine decay
@@ -90,6 +98,8 @@ class TrainConfig:
 
 @dataclass
 class GridConfig:
+    """The architecture grid: widths, depths, heads, feed-forward ratios; budget tolerance."""
+
     d_model: list[int] = field(default_factory=lambda: [16, 32, 64, 128, 256, 512, 1024])
     n_layers: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 6, 8])
     n_heads: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16])
@@ -100,6 +110,8 @@ class GridConfig:
 
 @dataclass
 class SearchConfig:
+    """The search: trials per cell, sampled ranges, pruner, retries, memory policy."""
+
     n_trials: int = 10  # finished trials a cell must have (re-runs top up)
     lr: list[float] = field(default_factory=lambda: [1e-4, 3e-3])  # log-uniform range
     weight_decay: list[float] = field(default_factory=lambda: [1e-4, 1e-1])  # log-uniform range
@@ -121,6 +133,8 @@ class SearchConfig:
 
 @dataclass
 class GuardConfig:
+    """Telemetry period and the thresholds at which a search pauses or stops."""
+
     interval_s: float = 5.0  # telemetry sampling period
     temp_warn_c: float = 85.0  # pause between trials above this CPU/GPU temperature
     temp_critical_c: float = 95.0  # stop the cell cleanly above this
@@ -131,6 +145,8 @@ class GuardConfig:
 
 @dataclass
 class FinalConfig:
+    """The final evaluation: new seeds, configurations re-trained, resamples, walk-forward."""
+
     seeds: int = 3  # re-training seeds per selected configuration
     first_seed: int = 1000  # seeds are first_seed, first_seed + 1, ...; never the search's seed
     top_k: int = 1  # best configurations re-trained per cell
@@ -140,6 +156,8 @@ class FinalConfig:
 
 @dataclass
 class AnalysisConfig:
+    """How the report fits laws and draws conclusions."""
+
     min_budgets_with_c: int = 5  # fewer budgets: the pure power law, no asymptote c
     max_bound_share: float = 0.1  # more bootstrap fits than this at a bound: "not identified"
     meaningful_skill_per_decade: float = 0.01  # smaller |change of skill per decade of N|: no
@@ -150,6 +168,8 @@ class AnalysisConfig:
 
 @dataclass
 class AblationConfig:
+    """What ``make ablation`` crosses."""
+
     feature_sets: list[str] = field(default_factory=list)  # feature sets crossed (make ablation)
     norms: list[str] = field(default_factory=list)  # input normalisations crossed
     budgets: list[str] = field(default_factory=list)  # budgets of the ablation; empty: budgets
@@ -157,6 +177,8 @@ class AblationConfig:
 
 @dataclass
 class SweepConfig:
+    """A whole sweep file: the grid of budgets x horizons and every section."""
+
     budgets: list[str] = field(default_factory=lambda: ["100k"])  # parameter budget targets
     horizons: list[int] = field(default_factory=lambda: [1, 3, 5])  # trading days ahead
     data: DataConfig = field(default_factory=DataConfig)

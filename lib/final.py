@@ -146,6 +146,8 @@ def _interval(y, entry, baselines, horizon, resamples) -> dict:
 
 
 def run_final(cell: Cell, cfg: SweepConfig, threads: int | None = None) -> dict:
+    """Re-train the cell's validation choice with new seeds and evaluate it on the test block
+    with block-bootstrap intervals; resumes seed by seed (``final.json``)."""
     path = cell.dir / "final.json"
     state = read_json(path) if path.exists() else {}
     study = optuna.load_study(study_name=cell.study_name, storage=open_storage(

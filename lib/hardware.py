@@ -74,6 +74,8 @@ class Telemetry:
             self._gpu = None
 
     def read(self) -> dict:
+        """One reading of CPU, memory, disk, temperatures and GPU; a reason for each value
+        that cannot be read."""
         vm = psutil.virtual_memory()
         disk_root = self.path.parent if self.path else Path.cwd()
         row = {
@@ -102,6 +104,7 @@ class Telemetry:
         return row
 
     def sample(self) -> dict:
+        """Take a reading, keep it and append it to the telemetry file."""
         row = self.read()
         self.samples.append(row)
         if self.path is not None:
@@ -154,6 +157,7 @@ class Guard:
     _said_no_temp: bool = False
 
     def status(self, row: dict) -> tuple[str, str]:
+        """ok, pause or critical for a telemetry reading, with the reason."""
         temps = [row[k] for k in ("cpu_temp_c", "gpu_temp_c") if row.get(k) is not None]
         if not temps and not self._said_no_temp:
             self._said_no_temp = True
@@ -246,6 +250,7 @@ def preflight(*, memory_needs: dict[str, int], policy: str, dataset_check, devic
 
 
 def write_preflight(report: dict, path: Path) -> None:
+    """Write the pre-flight report; a failed check raises PreflightError naming it."""
     write_json(path, report)
     if not report["ok"]:
         failed = {k: v.get("error", v) for k, v in report["checks"].items() if not v["ok"]}

@@ -41,6 +41,7 @@ class RevIN(nn.Module):
 
 
 def symlog(x: torch.Tensor) -> torch.Tensor:
+    """sign(x) * log(1 + |x|): a log scale that keeps the sign and 0."""
     return torch.sign(x) * torch.log1p(x.abs())
 
 
@@ -106,6 +107,7 @@ class Block(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     def attention(self, x: torch.Tensor) -> torch.Tensor:
+        """Multi-head self-attention over the tokens (scaled dot product)."""
         b, t, d = x.shape  # x: [batch, tokens, d_model]
         qkv = self.qkv(x).view(b, t, 3, self.n_heads, d // self.n_heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each: [batch, n_heads, tokens, head_dim]
@@ -125,6 +127,7 @@ def n_patches(cfg: ModelConfig) -> int:
 
 
 def check_config(cfg: ModelConfig) -> None:
+    """Refuse impossible model settings (tokenizer, norm, heads, patching) with the reason."""
     if cfg.tokenizer not in ("mixed", "independent"):
         raise ValueError(f"tokenizer must be 'mixed' or 'independent', got {cfg.tokenizer!r}")
     if cfg.norm not in NORMS:
@@ -143,6 +146,8 @@ def n_tokens(cfg: ModelConfig) -> int:
 
 
 class PatchTST(nn.Module):
+    """PatchTST-style classifier: normalise, patch (end padding), encode, one logit each."""
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         check_config(cfg)
@@ -213,6 +218,7 @@ EMBEDDING_MODULES = ("norm", "embed", "pos", "stats_embed")  # count_params' "em
 
 
 def measured_params(model: nn.Module) -> int:
+    """Total parameters, counted on the live module."""
     return sum(p.numel() for p in model.parameters())
 
 

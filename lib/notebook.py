@@ -55,6 +55,7 @@ PARTIAL = ".partial.ipynb"  # suffix of a notebook being executed (papermill sav
 
 
 def partial_path(output: Path) -> Path:
+    """The hidden temporary a notebook is executed into before it is published."""
     return output.with_name(f".{output.stem}.{os.getpid()}{PARTIAL}")
 
 
@@ -139,6 +140,7 @@ class Kernel:
 
     def execute(self, notebook: Path, output: Path, parameters: dict,
                 log_output: bool = False) -> None:
+        """Execute ``notebook`` with ``parameters`` here, published atomically to ``output``."""
         import nbformat
         import papermill as pm
 

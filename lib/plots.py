@@ -39,6 +39,7 @@ def positive_rate_bars(rates: pd.DataFrame) -> plt.Figure:
 
 
 def correlation_heatmap(df: pd.DataFrame) -> plt.Figure:
+    """Correlation between every pair of features over the whole dataset."""
     fig, ax = plt.subplots(figsize=(9, 7.5))
     sns.heatmap(df.corr(), cmap="vlag", center=0, ax=ax, square=True, cbar_kws={"shrink": 0.7})
     ax.set_title("Feature correlation (whole dataset)")
@@ -47,6 +48,7 @@ def correlation_heatmap(df: pd.DataFrame) -> plt.Figure:
 
 def learning_curves(curve: list[dict], best_epoch: int | None = None,
                     title: str = "") -> plt.Figure:
+    """Training and validation loss, and validation AUC, per epoch; the best epoch marked."""
     c = pd.DataFrame(curve)
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.5))
     if len(c):
@@ -67,6 +69,7 @@ def learning_curves(curve: list[dict], best_epoch: int | None = None,
 
 
 def confusion_heatmap(confusion: dict, title: str = "Confusion matrix at p = 0.5") -> plt.Figure:
+    """A confusion matrix (tn, fp, fn, tp) as an annotated heatmap."""
     m = np.array([[confusion["tn"], confusion["fp"]], [confusion["fn"], confusion["tp"]]])
     fig, ax = plt.subplots(figsize=(4, 3.5))
     sns.heatmap(m, annot=True, fmt="d", cmap="Blues", cbar=False, ax=ax,
@@ -100,6 +103,7 @@ def reliability(curves: dict[str, tuple[np.ndarray, np.ndarray]], bins: int = 10
 
 
 def probability_histogram(y: np.ndarray, p: np.ndarray) -> plt.Figure:
+    """Predicted probabilities, one histogram per true class."""
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for cls, colour in ((0, "tab:blue"), (1, "tab:orange")):
         ax.hist(p[y == cls], bins=30, alpha=0.6, color=colour, label=f"true {cls}")

@@ -109,6 +109,7 @@ def clean_json(obj: Any) -> Any:
 
 
 def write_json(path: Path, obj: Any) -> None:
+    """Write ``obj`` as JSON atomically (NaN refused); a failure keeps the previous file."""
     text = json.dumps(clean_json(obj), indent=2, default=_json_default, allow_nan=False)
     atomic_write_bytes(path, (text + "\n").encode())
 
@@ -126,6 +127,7 @@ def read_json(path: Path) -> Any:
 
 
 def package_versions(names=TRACKED_PACKAGES) -> dict[str, str | None]:
+    """Installed versions of the tracked packages (None when one is missing)."""
     out = {}
     for name in names:
         try:
@@ -153,6 +155,7 @@ def code_version(root: Path | None = None) -> dict[str, Any]:
 
 
 def hardware_info() -> dict[str, Any]:
+    """Host, CPU, memory, torch threads and devices: what a record's numbers were measured on."""
     import psutil
     import torch
 

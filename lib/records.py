@@ -24,6 +24,7 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 
 def is_surplus(t: FrozenTrial) -> bool:
+    """A trial another worker's progress made unnecessary (never counted)."""
     return bool(t.user_attrs.get("surplus"))
 
 
@@ -48,6 +49,7 @@ def counts_done(t: FrozenTrial) -> bool:
 
 
 def counts(trials: list[FrozenTrial]) -> dict[str, int]:
+    """Trials by state, with sampled and enqueued counted apart."""
     c = {"complete": 0, "pruned": 0, "failed": 0, "running": 0, "waiting": 0, "retried": 0,
          "surplus": 0, "sampled": 0, "enqueued": 0}
     for t in trials:
@@ -70,6 +72,7 @@ def counts(trials: list[FrozenTrial]) -> dict[str, int]:
 
 
 def trial_record(t: FrozenTrial, cell: dict) -> dict:
+    """The JSON record of one finished trial (its settings, curve, counts, outcome)."""
     rec = dict(t.user_attrs.get("record", {}))
     rec.update({
         "cell": cell, "number": t.number, "state": t.state.name, "objective": t.value,
@@ -121,6 +124,7 @@ def write_after_trial(cell_dir: Path, study: optuna.Study, t: FrozenTrial, cell:
 
 
 def write_best_and_all(cell_dir: Path, study: optuna.Study, cell: dict) -> None:
+    """Write best.json and all_trials.json from the study as it is now."""
     trials = study.get_trials(deepcopy=False)
     finished = [t for t in trials if counts_done(t)]
     complete = [t for t in finished if t.state == TrialState.COMPLETE]
@@ -153,6 +157,7 @@ def regenerate(cell_dir: Path, study: optuna.Study, cell: dict) -> int:
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
+    """Finished trials as a table: state, architecture, counts, settings, objective."""
     rows = []
     for t in study.get_trials(deepcopy=False):
         if not counts_done(t):
@@ -172,6 +177,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
 
 
 def depth_width_style(d_model: float, n_layers: float) -> str:
+    """deep-narrow, balanced or shallow-wide by width per layer."""
     ratio = d_model / max(n_layers, 1)
     return "deep-narrow" if ratio < 16 else ("balanced" if ratio < 64 else "shallow-wide")
 
@@ -232,6 +238,7 @@ def study_summary(cell_dir: Path, study: optuna.Study, cell: dict,
 
 
 def summary_markdown(s: dict, df: pd.DataFrame) -> str:
+    """The study summary as Markdown (study_summary.md)."""
     c = s["counts"]
     lines = [f"# Study summary: {s['cell'].get('id')}", "",
              f"Target {s['target']} finished trials ({s.get('target_sampled')} sampled + the "

@@ -40,6 +40,7 @@ N_AXES = {"non_embedding": "non-embedding parameters", "total": "total parameter
 
 
 def load_finals(sweep: str, cfg: SweepConfig) -> list[dict]:
+    """Every cell's final evaluation, with the cell's identity."""
     out = []
     for cell in cells(sweep, cfg):
         f = cell.dir / "final.json"

@@ -29,6 +29,7 @@ BOUND_TOL = 1e-3  # a parameter this close to a bound counts as sitting on it
 
 
 def law(N, a, alpha, c=0.0):
+    """a * N^(-alpha) + c."""
     return a * np.power(np.asarray(N, dtype=float), -alpha) + c
 
 
@@ -118,6 +119,7 @@ def _fit_or_none(args) -> dict | None:
 
 
 def available_cpus() -> int:
+    """CPUs this process may run on (its affinity, not the machine's count)."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux

@@ -106,6 +106,7 @@ class OneInterrupt:
             raise KeyboardInterrupt
 
     def install(self) -> OneInterrupt:
+        """Become the SIGINT handler (main thread only)."""
         import signal
         import threading
 
@@ -114,6 +115,7 @@ class OneInterrupt:
         return self
 
     def restore(self) -> None:
+        """Put the previous SIGINT handler back."""
         import signal
 
         if self.previous is not None:
@@ -138,6 +140,7 @@ class CellRunner:
         self.stopped_reason: str | None = None
 
     def log(self, msg: str) -> None:
+        """Print a line and append it to the cell's sweep log."""
         line = f"{now_iso()} {self.cell.id} {msg}"
         self._print(line)
         with open(self.log_path, "a") as f:  # this process is the only writer of this file
@@ -189,6 +192,7 @@ class CellRunner:
         return written
 
     def status(self) -> dict:
+        """Trial counts of the cell's study and its target."""
         c = records.counts(self.study.get_trials(deepcopy=False))
         c["target"] = records.target(self.study, self.cfg.search.n_trials)
         return c
@@ -265,4 +269,5 @@ class CellRunner:
         return self.status()
 
     def summarize(self) -> dict:
+        """Write the study summary (with confusion matrices and baselines); returns it."""
         return records.study_summary(self.dir, self.study, self.cell.as_dict(), self.baselines)

@@ -112,6 +112,7 @@ def hierarchical(y: np.ndarray, probs: list[list[np.ndarray]], stat: Callable, b
 
 
 def percentile_ci(draws: np.ndarray, level: float = 0.95) -> list[float | None]:
+    """Percentile interval of bootstrap draws; [None, None] when there are none."""
     if len(draws) == 0:
         return [None, None]
     a = (1 - level) / 2

@@ -104,6 +104,7 @@ def scaling_summary(results: pd.DataFrame, fits: dict, cfg: SweepConfig, entry: 
 
 
 def results_table(results: pd.DataFrame):
+    """Per cell: architecture, inputs, counts, test metrics with intervals, beside the baselines."""
     rows = [{"cell": r["cell"], "architecture": r["arch"], "inputs": f"{r['feature_set']} / "
              f"{r['norm']}",
              "N non-emb. / total": f"{fmt_count(r['n_non_embedding'])} / "
@@ -121,6 +122,7 @@ def results_table(results: pd.DataFrame):
 
 
 def comparisons_table(results: pd.DataFrame):
+    """Per cell: paired differences to the baselines with intervals and Holm-adjusted p-values."""
     rows = [{"cell": r["cell"],
              "AUC - logistic reg. [95%]": T.interval(r["auc_vs_logreg"], r["auc_vs_logreg_ci"],
                                                      sign=True),
@@ -136,6 +138,7 @@ def comparisons_table(results: pd.DataFrame):
 
 
 def effort_table(results: pd.DataFrame):
+    """Per cell: sampled trials, probes, pruned trials, epochs and seeds: the search effort."""
     rows = [{"cell": r["cell"], "sampled trials": int(r["trials_sampled"]),
              "enqueued probes": int(r["trials_enqueued"]), "pruned": int(r["trials_pruned"]),
              "epochs trained": int(r["epochs_trained"]),
@@ -150,6 +153,7 @@ def effort_table(results: pd.DataFrame):
 
 
 def fits_table(fits_by_measure: dict[str, dict]):
+    """Per measure and horizon: the law fit, its intervals, identification and effect per decade."""
     rows = []
     for measure, fits in fits_by_measure.items():
         for h, e in fits.items():
@@ -174,6 +178,7 @@ def fits_table(fits_by_measure: dict[str, dict]):
 
 
 def provenance_table(entry: dict, prov: dict):
+    """Data, code, packages and hardware behind a report, as two columns."""
     code = prov.get("code") or {}
     hw = prov.get("hardware") or {}
     return T.two_columns([
@@ -237,6 +242,7 @@ def cell_summary(cell: dict, summary: dict, preflight: dict, status: dict) -> st
 
 
 def preflight_table(report: dict):
+    """The pre-flight checks and what each found."""
     rows = []
     for name, check in (report.get("checks") or {}).items():
         detail = {k: v for k, v in check.items() if k not in ("ok",) and v not in (None, [], {})}
@@ -247,6 +253,7 @@ def preflight_table(report: dict):
 
 
 def trials_table(trials: pd.DataFrame):
+    """A cell's trials for people: state, probe, architecture, counts, objective, settings."""
     cols = [("number", "trial", lambda v: int(v)), ("state", "state", str),
             ("enqueued", "probe", lambda v: T.num(bool(v))), ("arch", "architecture", str),
             ("n_params", "parameters", T.count), ("objective", "val log loss", T.num),

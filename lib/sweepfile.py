@@ -42,6 +42,11 @@ def load_sweep(name_or_path: str | Path) -> SweepConfig:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from e
+    split = (data or {}).get("split") if isinstance(data, dict) else None
+    if isinstance(split, dict) and "horizon" in split:
+        raise ConfigError(f"{path}: split.horizon: set by the sweep for every cell from the "
+                          f"top-level list `horizons`, so a value here would be ignored; remove "
+                          f"it")
     try:
         cfg = from_dict(SweepConfig, data, "")
     except ConfigError as e:

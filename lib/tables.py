@@ -35,6 +35,7 @@ def num(v, digits: int = 3) -> str:
 
 
 def signed(v, digits: int = 3) -> str:
+    """A number with its sign, or '-' when missing."""
     return "-" if v is None or (isinstance(v, float) and not math.isfinite(v)) else \
         f"{v:+.{digits}f}"
 
@@ -49,10 +50,12 @@ def interval(v, ci, digits: int = 3, sign: bool = False) -> str:
 
 
 def count(n) -> str:
+    """A parameter count for people (12.3k), or '-'."""
     return "-" if n is None or (isinstance(n, float) and not math.isfinite(n)) else fmt_count(n)
 
 
 def pvalue(p) -> str:
+    """A p-value with three decimals, '< 0.001' below that, or '-'."""
     if p is None or (isinstance(p, float) and not math.isfinite(p)):
         return "-"
     return "< 0.001" if p < 0.001 else f"{p:.3f}"

@@ -38,6 +38,9 @@ class DivergenceError(RuntimeError):
 
 @dataclass
 class TrainResult:
+    """What training returns: the curve, the restored best epoch and its validation
+    metrics, the settings read back."""
+
     curve: list[dict]  # per epoch: train_loss, val_loss, val_auc, lr, seconds, samples_per_s
     best_epoch: int  # 1-based epoch whose weights were restored
     objective: str  # val_logloss | val_auc

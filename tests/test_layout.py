@@ -93,9 +93,9 @@ def test_every_notebook_parameter_default_comes_from_one_source():
     assert set(want) == {p.stem for p in paths.NOTEBOOKS.glob("*.ipynb")}
     for name, values in want.items():
         got = defaults.written_defaults(paths.NOTEBOOKS / f"{name}.ipynb")
+        differ = {k: (got.get(k), v) for k, v in values.items() if got.get(k) != v}
         assert got == values, (f"{name}: the notebook's defaults differ from lib/defaults.py "
-                               f"(run python -m lib.defaults): "
-                               f"{ {k: (got.get(k), v) for k, v in values.items() if got.get(k) != v} }")
+                               f"(run python -m lib.defaults): {differ}")
 
 
 def test_the_defaults_follow_the_default_sweep_file(tmp_path, monkeypatch):
@@ -121,12 +121,14 @@ def test_a_sweep_file_may_not_set_what_the_sweep_sets(tmp_path):
     from lib.config import ConfigError
     from lib.sweepfile import load_sweep
 
-    for key, hint in [("d_model: 128", "grid.d_model"), ("context_len: 60", "split.context_len"),
-                      ("n_features: 9", "data.feature_set")]:
+    for section, key, hint in [("model", "d_model: 128", "grid.d_model"),
+                               ("model", "context_len: 60", "split.context_len"),
+                               ("model", "n_features: 9", "data.feature_set"),
+                               ("split", "horizon: 3", "horizons")]:
         p = tmp_path / "s.yaml"
-        p.write_text(f"model:\n  {key}\n")
-        with pytest.raises(ConfigError, match=rf"model\.{key.split(':')[0]}: set by the sweep .*"
-                                              rf"{re.escape(hint)}"):
+        p.write_text(f"{section}:\n  {key}\n")
+        with pytest.raises(ConfigError, match=rf"{section}\.{key.split(':')[0]}: set by the sweep "
+                                              rf".*{re.escape(hint)}"):
             load_sweep(p)
 
 
@@ -151,7 +153,8 @@ def test_every_test_the_docs_cite_exists():
     """docs/ names the test behind each research rule (`test_x.py::test_y`): moving or renaming a
     test must not leave a rule pointing at nothing."""
     names = {p.name: {n.name for n in ast.parse(p.read_text()).body
-                      if isinstance(n, ast.FunctionDef)} for p in (REPO / "tests").glob("test_*.py")}
+                      if isinstance(n, ast.FunctionDef)}
+             for p in (REPO / "tests").glob("test_*.py")}
     missing = []
     for page in (REPO / "docs").glob("*.md"):
         for line in page.read_text().splitlines():
