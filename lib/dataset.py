@@ -142,6 +142,7 @@ class DatasetMissing(DataError):
 
 
 def manifest_entry(name: str) -> dict:
+    """The dataset's manifest entry; DatasetMissing (saying how to build it) when there is none."""
     entry = read_manifest()["datasets"].get(name)
     if entry is None:
         raise DatasetMissing(f"dataset '{name}' is not in {paths.rel(paths.PROCESSED_MANIFEST)}; "

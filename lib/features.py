@@ -26,6 +26,7 @@ PRICE_LEVEL = ("open", "high", "low", "close", "dema_9", "dema_10", "dema_20", "
 
 
 def register(name: str) -> Callable[[FeatureFn], FeatureFn]:
+    """Decorator: register a feature function under ``name`` (it then gets the look-ahead test)."""
     def deco(fn: FeatureFn) -> FeatureFn:
         FEATURE_SETS[name] = fn
         return fn

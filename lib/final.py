@@ -24,8 +24,8 @@ from . import dataset as ds
 from . import paths, records
 from .baselines import cached_baselines
 from .budget import base_model, budget_grid
-from .cells import Cell, open_storage, storage_url
-from .config import SweepConfig
+from .cells import Cell, cells, open_storage, storage_url
+from .config import ConfigError, SweepConfig
 from .metrics import evaluate, fast_metrics, sigmoid
 from .provenance import now_iso, read_json, write_json
 from .splits import make_splits, walk_forward
@@ -36,6 +36,7 @@ from .stats import (
     hierarchical,
     percentile_ci,
 )
+from .sweepfile import load_sweep
 from .trainer import predict_logits
 from .trial import arch_record, build, fit
 
@@ -231,3 +232,24 @@ def run_final(cell: Cell, cfg: SweepConfig, threads: int | None = None) -> dict:
     write_json(path, state)
     return state
 
+
+def final_cells(sweep: str, cell_ids: list[str] | None, threads: int | None) -> int:
+    """Final evaluation of the named cells (default: all) in this process, one after the other;
+    a failing cell is reported and the others still run."""
+    import traceback
+
+    cfg = load_sweep(sweep)
+    chosen = [c for c in cells(sweep, cfg) if not cell_ids or c.id in cell_ids]
+    unknown = set(cell_ids or ()) - {c.id for c in chosen}
+    if unknown:
+        raise ConfigError(f"unknown cell(s) {', '.join(sorted(unknown))} in sweep '{sweep}'")
+    failed = []
+    for cell in chosen:
+        t0 = time.time()
+        try:
+            run_final(cell, cfg, threads=threads)
+            print(f"{cell.id}: final evaluation done in {time.time() - t0:.0f} s", flush=True)
+        except Exception:  # noqa: BLE001 -- one cell's failure must not stop the others
+            print(f"{cell.id}: final evaluation FAILED\n{traceback.format_exc()}", flush=True)
+            failed.append(cell.id)
+    return 1 if failed else 0

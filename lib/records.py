@@ -102,6 +102,7 @@ def effort(study: optuna.Study) -> dict:
 
 
 def trial_path(cell_dir: Path, number: int) -> Path:
+    """The record file of trial ``number``: <cell>/trials/trial_NNNN.json."""
     return Path(cell_dir) / "trials" / f"trial_{number:04d}.json"
 
 

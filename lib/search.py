@@ -26,13 +26,22 @@ from . import dataset as ds
 from . import hardware, paths, records
 from .baselines import cached_baselines
 from .budget import Arch, base_model, budget_grid
-from .cells import Cell, StorageError, mask_url, open_storage, storage_failure, storage_url
+from .cells import (
+    Cell,
+    StorageError,
+    cells,
+    mask_url,
+    open_storage,
+    storage_failure,
+    storage_url,
+)
 from .config import SweepConfig
 from .model import memory_estimate
 from .objective import ArchitectureUnavailable, SurplusTrial, objective
 from .provenance import now_iso
 from .splits import Splits, make_splits
 from .study import create_study, n_inputs
+from .sweepfile import load_sweep
 from .trainer import DivergenceError
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # our sweep.log says what each trial did
@@ -271,3 +280,20 @@ class CellRunner:
     def summarize(self) -> dict:
         """Write the study summary (with confusion matrices and baselines); returns it."""
         return records.study_summary(self.dir, self.study, self.cell.as_dict(), self.baselines)
+
+
+def work(name: str, cell_id: str | None, threads: int | None, worker_id: str) -> int:
+    """``make worker``: join the sweep's studies and work on its unfinished cells (or the named
+    one) until each has its target."""
+    cfg = load_sweep(name)
+    for cell in cells(name, cfg):
+        if cell_id and cell.id != cell_id:
+            continue
+        runner = CellRunner(cell, cfg, threads=threads, worker=worker_id)
+        runner.prepare()
+        c = runner.status()
+        if c["finished"] >= c["target"]:
+            continue
+        runner.run(progress=False)
+        runner.summarize()
+    return 0

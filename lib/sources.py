@@ -171,6 +171,7 @@ def load_yfinance(ticker: str, start: str | None = None, end: str | None = None,
 
 
 def load_csv(ticker: str, folder: str | Path) -> pd.DataFrame:
+    """Validated daily OHLCV of ``ticker`` from ``<folder>/<ticker>.csv`` (any column case)."""
     path = Path(folder) / f"{ticker}.csv"
     if not path.exists():
         raise DataError(f"{path}: file not found for ticker '{ticker}'")
@@ -188,6 +189,7 @@ def load_csv(ticker: str, folder: str | Path) -> pd.DataFrame:
 
 def fetch(source: str, ticker: str, csv_dir: str | None = None, start: str | None = None,
           end: str | None = None) -> pd.DataFrame:
+    """Validated daily OHLCV of ``ticker`` from the named source."""
     if source == "embedded":
         return load_embedded(ticker)
     if source == "yfinance":
@@ -299,5 +301,6 @@ def get_raw(source: str, tickers: list[str], csv_dir: str | None = None, start: 
 
 
 def raw_digests(source: str, tickers: list[str]) -> dict[str, str]:
+    """sha256 of each ticker's cached raw file, from the raw manifest."""
     files = _read_manifest(paths.RAW_MANIFEST)["files"]
     return {t: files[paths.rel(raw_path(source, t))]["sha256"] for t in tickers}

@@ -56,6 +56,8 @@ def make_labels(close: np.ndarray, high: np.ndarray, *, horizon: int, threshold:
 
 @dataclass
 class BlockStats:
+    """One block's size, positive rate and date range."""
+
     name: str  # train | val | test
     n_windows: int  # samples in the block
     positive_rate: float  # share of positive labels
@@ -67,6 +69,8 @@ class BlockStats:
 
 @dataclass
 class SplitStats:
+    """What a split was made with (horizon, window, label, threshold) and its blocks' stats."""
+
     horizon: int
     context_len: int
     threshold: float
@@ -82,6 +86,8 @@ class SplitStats:
 
 @dataclass
 class Block:
+    """One block's windows, labels, window-end rows and dates."""
+
     X: np.ndarray  # [n_windows, context_len, n_features] float32, raw (unscaled) features
     y: np.ndarray  # [n_windows] float32 in {0, 1}
     ends: np.ndarray  # [n_windows] row index of t (the window's newest day)
@@ -90,6 +96,8 @@ class Block:
 
 @dataclass
 class Splits:
+    """The training, validation and test blocks of one horizon, with their statistics."""
+
     train: Block
     val: Block
     test: Block

@@ -11,7 +11,7 @@ failing cell does not stop the others; the command exits non-zero if any cell fa
 stops cleanly; the next run does only what is missing. Upkeep (lock, status, regenerate,
 collect, dashboard) is :mod:`lib.upkeep`.
 
-About 400 lines, on purpose: the stages of a run and the command line that starts them, so that a
+About 380 lines, on purpose: the stages of a run and the command line that starts them, so that a
 reader follows ``make sweep`` from top to bottom in one file.
 """
 
@@ -33,8 +33,9 @@ from .budget import BudgetError, parse_budget
 from .cells import Cell, StorageError, cells, storage_url
 from .config import ConfigError, SweepConfig
 from .data_stage import check_splits, ensure_data
+from .final import final_cells
 from .provenance import CorruptFileError, write_json
-from .search import CellRunner
+from .search import work
 from .study import cell_status, grid_sizes, init_cell
 from .sweepfile import load_sweep
 from .upkeep import (
@@ -263,30 +264,6 @@ def summarise(sweep: str, name: str, cfg: SweepConfig, results: dict, t0: float,
     return 1 if failed else 0
 
 
-def final_cells(sweep: str, cell_ids: list[str] | None, threads: int | None) -> int:
-    """Final evaluation of the named cells (default: all) in this process, one after the other;
-    a failing cell is reported and the others still run."""
-    import traceback
-
-    from .final import run_final
-
-    cfg = load_sweep(sweep)
-    chosen = [c for c in cells(sweep, cfg) if not cell_ids or c.id in cell_ids]
-    unknown = set(cell_ids or ()) - {c.id for c in chosen}
-    if unknown:
-        raise ConfigError(f"unknown cell(s) {', '.join(sorted(unknown))} in sweep '{sweep}'")
-    failed = []
-    for cell in chosen:
-        t0 = time.time()
-        try:
-            run_final(cell, cfg, threads=threads)
-            _say(f"{cell.id}: final evaluation done in {time.time() - t0:.0f} s")
-        except Exception:  # noqa: BLE001 -- one cell's failure must not stop the others
-            _say(f"{cell.id}: final evaluation FAILED\n{traceback.format_exc()}")
-            failed.append(cell.id)
-    return 1 if failed else 0
-
-
 def make_report(sweep: str, kernel: notebook.Kernel | None = None) -> int:
     """Execute and render the scaling report notebook; 1 when it failed."""
     name = Path(sweep).stem
@@ -306,22 +283,6 @@ def make_report(sweep: str, kernel: notebook.Kernel | None = None) -> int:
 
     _say(f"index of every report: {paths.rel(write_index())}")
     return rc
-
-
-def worker(name: str, cell_id: str | None, threads: int | None, worker_id: str) -> int:
-    """Join the sweep's studies and work on unfinished cells (or the named one)."""
-    cfg = load_sweep(name)
-    for cell in cells(name, cfg):
-        if cell_id and cell.id != cell_id:
-            continue
-        runner = CellRunner(cell, cfg, threads=threads, worker=worker_id)
-        runner.prepare()
-        c = runner.status()
-        if c["finished"] >= c["target"]:
-            continue
-        runner.run(progress=False)
-        runner.summarize()
-    return 0
 
 
 def _errors() -> tuple[type, ...]:
@@ -383,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         if a.cmd == "run":
             return run(a.sweep, a.jobs, a.force, a.workers, not a.no_final, not a.no_report)
         if a.cmd == "worker":
-            return worker(a.sweep, a.cell, a.threads, a.worker_id)
+            return work(a.sweep, a.cell, a.threads, a.worker_id)
         if a.cmd == "status":
             cfg = load_sweep(a.sweep)
             _say(status_table(a.sweep, cfg).to_string(index=False))

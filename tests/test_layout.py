@@ -7,8 +7,6 @@ import re
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from lib import defaults, paths
 
 REPO = Path(__file__).resolve().parents[1]
@@ -117,21 +115,6 @@ def test_make_trial_defaults_agree_with_the_trial_notebook():
     assert (budget, horizon) == (d["budget"], d["horizon"])
 
 
-def test_a_sweep_file_may_not_set_what_the_sweep_sets(tmp_path):
-    from lib.config import ConfigError
-    from lib.sweepfile import load_sweep
-
-    for section, key, hint in [("model", "d_model: 128", "grid.d_model"),
-                               ("model", "context_len: 60", "split.context_len"),
-                               ("model", "n_features: 9", "data.feature_set"),
-                               ("split", "horizon: 3", "horizons")]:
-        p = tmp_path / "s.yaml"
-        p.write_text(f"{section}:\n  {key}\n")
-        with pytest.raises(ConfigError, match=rf"{section}\.{key.split(':')[0]}: set by the sweep "
-                                              rf".*{re.escape(hint)}"):
-            load_sweep(p)
-
-
 def test_nothing_in_the_repository_points_outside_it():
     files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True,
                            check=True).stdout.split()
@@ -164,3 +147,28 @@ def test_every_test_the_docs_cite_exists():
                 if current is None or m.group(2) not in names.get(current, set()):
                     missing.append(f"{page.name}: {current}::{m.group(2)}")
     assert not missing, missing
+
+
+# names that say what they do; every other public function, class and method has a docstring
+SELF_EXPLANATORY = {"forward", "close", "start", "stop", "now_iso", "sha256_file", "dataset_path",
+                    "read_manifest", "raw_path", "parquet_bytes", "to_dict", "block"}
+
+
+def test_public_functions_and_classes_say_what_they_do():
+    missing = []
+    for p in sorted(LIB.glob("*.py")):
+        tree = ast.parse(p.read_text())
+        for n in tree.body:
+            if not isinstance(n, (ast.FunctionDef, ast.ClassDef)):
+                continue
+            items = [(n.name, n)]
+            if isinstance(n, ast.ClassDef):
+                items += [(f"{n.name}.{m.name}", m) for m in n.body
+                          if isinstance(m, ast.FunctionDef)]
+            for name, node in items:
+                short = name.rsplit(".", 1)[-1]
+                if short.startswith("_") or short in SELF_EXPLANATORY:
+                    continue
+                if not ast.get_docstring(node):
+                    missing.append(f"{p.name}:{name}")
+    assert not missing, f"public names without a docstring: {missing}"
