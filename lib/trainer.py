@@ -233,6 +233,30 @@ def resolved_settings(step: TrainStep, cfg: TrainConfig, batch: int, micro: int)
     }
 
 
+class BestEpoch:
+    """Early stopping's memory: the best epoch's objective (lower is better) and weights, kept in
+    host memory (a second copy of a 2B model's weights on the GPU would cost 8 GB), and the
+    epochs since it. ``restore`` puts those weights back (research rule 9)."""
+
+    def __init__(self, min_delta: float):
+        self.min_delta, self.value, self.epoch, self.state, self.bad_epochs = \
+            min_delta, math.inf, 0, None, 0
+
+    def update(self, value: float, epoch: int, model: nn.Module) -> None:
+        """Keep ``model``'s weights when ``value`` improves on the best by more than min_delta."""
+        if value < self.value - self.min_delta:
+            self.value, self.epoch, self.bad_epochs = value, epoch, 0
+            self.state = {k: v.detach().to("cpu", copy=True)
+                          for k, v in model.state_dict().items()}
+        else:
+            self.bad_epochs += 1
+
+    def restore(self, model: nn.Module) -> None:
+        """Load the best epoch's weights into ``model`` (nothing when no epoch finished)."""
+        if self.state is not None:
+            model.load_state_dict(self.state)
+
+
 def train(model: nn.Module, X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray,
           y_val: np.ndarray, cfg: TrainConfig,
           callback: Callable[[int, dict], bool | None] | None = None) -> TrainResult:
@@ -262,8 +286,8 @@ def train(model: nn.Module, X_train: np.ndarray, y_train: np.ndarray, X_val: np.
     step = make_step(model, cfg, device, math.ceil(n / batch) * cfg.max_epochs, autocast, forward)
     generator = torch.Generator(device="cpu").manual_seed(cfg.seed)
     sign = 1.0 if cfg.objective == "val_logloss" else -1.0  # internal: lower is better
-    best, best_epoch, best_state, curve = math.inf, 0, None, []
-    stop_reason, oom_retries, bad_epochs = "max_epochs", 0, 0
+    best, curve = BestEpoch(cfg.min_delta), []
+    stop_reason, oom_retries = "max_epochs", 0
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     t_start = time.perf_counter()
@@ -290,30 +314,22 @@ def train(model: nn.Module, X_train: np.ndarray, y_train: np.ndarray, X_val: np.
                    "samples_per_s": n / seconds}
             curve.append(row)
             value = sign * (m["logloss"] if sign > 0 else (m["auc"] or 0.0))
-            if value < best - cfg.min_delta:
-                best, best_epoch, bad_epochs = value, epoch, 0
-                # kept in host memory: a second copy of a 2B model's weights on the GPU
-                # would cost 8 GB of device memory
-                best_state = {k: v.detach().to("cpu", copy=True)
-                              for k, v in model.state_dict().items()}
-            else:
-                bad_epochs += 1
+            best.update(value, epoch, model)
             if callback is not None and callback(epoch, dict(row, objective=sign * value)):
                 stop_reason = "callback"
                 break
-            if bad_epochs >= cfg.patience:
+            if best.bad_epochs >= cfg.patience:
                 stop_reason = "early_stopping"
                 break
     finally:
-        if best_state is not None:
-            model.load_state_dict(best_state)
+        best.restore(model)
     logits = predict_logits(forward, Xva, eval_batch(micro, batch), autocast)
     val = evaluate(y_val_np, sigmoid(logits.cpu()), base_rate, cfg.collapse_spread)
     peak = {"process_max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     if device.type == "cuda":
         peak["cuda_max_allocated_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
     best_objective = val["logloss"] if cfg.objective == "val_logloss" else val["auc"]
-    return TrainResult(curve=curve, best_epoch=best_epoch, objective=cfg.objective,
+    return TrainResult(curve=curve, best_epoch=best.epoch, objective=cfg.objective,
                        best_objective=best_objective, val=val,
                        resolved=resolved_settings(step, cfg, batch, micro),
                        stop_reason=stop_reason, seconds=time.perf_counter() - t_start,
