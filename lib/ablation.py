@@ -64,7 +64,14 @@ def run_one(sweep: str, fs: str, norm: str, budget: str, h: int, root: str,
 
     from .baselines import cached_baselines
     from .budget import base_model, budget_grid
-    from .final import _interval, aggregate, compare, final_seeds, test_probabilities
+    from .final import (
+        aggregate,
+        comparisons,
+        final_seeds,
+        interval_for,
+        seed_means,
+        test_probabilities,
+    )
     from .metrics import evaluate, sigmoid
     from .splits import make_splits
     from .study import default_params
@@ -101,17 +108,15 @@ def run_one(sweep: str, fs: str, norm: str, budget: str, h: int, root: str,
     probs = [np.asarray(s["p_test"]) for s in state["seeds"].values()]
     for s in state["seeds"].values():
         s["test"] = evaluate(y, np.asarray(s["p_test"]), base)
-    iv = _interval(y, state, {k: {"p_test": v["p_test"]} for k, v in b.items()}, h,
-                   cfg.final.bootstrap)
+    baseline_p = {k: v["p_test"] for k, v in b.items()}
+    iv = interval_for(y, probs, baseline_p, h, cfg.final.bootstrap)
     state.update({
         "interval": iv, "aggregate": aggregate(y, probs, base, cfg.final.bootstrap,
                                                iv["block_length"]),
         "baselines": {k: {"val": v["val"], "test": v["test"]} for k, v in b.items()},
-        "comparisons": {k: compare(y, probs, np.asarray(b[k]["p_test"]), base,
-                                   cfg.final.bootstrap, iv["block_length"])
-                        for k in ("logreg", "hgb")},
-        "val_mean": {k: float(np.mean([s["val"][k] for s in state["seeds"].values()]))
-                     for k in ("logloss", "auc", "skill", "skill_own")},
+        "comparisons": comparisons(y, probs, baseline_p, ("logreg", "hgb"), base,
+                                   cfg.final.bootstrap, iv["block_length"]),
+        "val_mean": seed_means([s["val"] for s in state["seeds"].values()]),
         "complete": True, "updated": now_iso()})
     write_json(path, state)
     return str(path)

@@ -45,22 +45,28 @@ def _stochrsi_k(x: np.ndarray) -> np.ndarray:
     return talib.STOCHRSI(x, timeperiod=14, fastk_period=5, fastd_period=3)[0]
 
 
+def _target_ohlcv(bars: dict[str, pd.DataFrame], target: str, name: str):
+    """The target's bars and its open, high, low, close and volume as float arrays; a missing
+    target, column or volume is a DataError naming the feature set."""
+    if target not in bars:
+        raise DataError(f"feature set {name}: target '{target}' not among tickers {list(bars)}")
+    df = bars[target]
+    missing = [c for c in ("open", "high", "low", "close", "volume") if c not in df.columns]
+    if missing:
+        raise DataError(f"feature set {name} needs OHLCV bars for '{target}'; missing {missing}")
+    if df["volume"].isna().any():
+        raise DataError(f"feature set {name} needs volume for '{target}'; it has missing values "
+                        f"(first at {df.index[df['volume'].isna()][0].date()})")
+    return df, tuple(df[k].to_numpy(dtype=float) for k in ("open", "high", "low", "close",
+                                                            "volume"))
+
+
 @register("a25")
 def a25(bars: dict[str, pd.DataFrame], target: str) -> pd.DataFrame:
     """OHLCV + DEMA 9/10/20/25/90, SMA 12/50/100/200, RSI 14, StochRSI fast-K, weekly RSI and
     StochRSI fast-K, MACD line, OBV, Chaikin A/D oscillator, ATR 14, ADX 14, Bollinger %B,
     VWAP 20."""
-    if target not in bars:
-        raise DataError(f"feature set a25: target '{target}' not among tickers {list(bars)}")
-    df = bars[target]
-    missing = [c for c in ("open", "high", "low", "close", "volume") if c not in df.columns]
-    if missing:
-        raise DataError(f"feature set a25 needs OHLCV bars for '{target}'; missing {missing}")
-    if df["volume"].isna().any():
-        raise DataError(f"feature set a25 needs volume for '{target}'; it has missing values "
-                        f"(first at {df.index[df['volume'].isna()][0].date()})")
-    o, h, lo, c, v = (df[k].to_numpy(dtype=float) for k in ("open", "high", "low", "close",
-                                                           "volume"))
+    df, (o, h, lo, c, v) = _target_ohlcv(bars, target, "a25")
     out = pd.DataFrame({"open": o, "high": h, "low": lo, "close": c, "volume": v}, index=df.index)
     for n in (9, 10, 20, 25, 90):
         out[f"dema_{n}"] = talib.DEMA(c, timeperiod=n)
@@ -94,17 +100,7 @@ def scale_free(bars: dict[str, pd.DataFrame], target: str) -> pd.DataFrame:
     MACD line relative to Close; log volume against its 20-day mean, 20-day OBV change and the
     Chaikin oscillator relative to 20-day volume. All from bars up to day t (rule 7).
     """
-    if target not in bars:
-        raise DataError(f"feature set sf: target '{target}' not among tickers {list(bars)}")
-    df = bars[target]
-    missing = [c for c in ("open", "high", "low", "close", "volume") if c not in df.columns]
-    if missing:
-        raise DataError(f"feature set sf needs OHLCV bars for '{target}'; missing {missing}")
-    if df["volume"].isna().any():
-        raise DataError(f"feature set sf needs volume for '{target}'; it has missing values "
-                        f"(first at {df.index[df['volume'].isna()][0].date()})")
-    o, h, lo, c, v = (df[k].to_numpy(dtype=float) for k in ("open", "high", "low", "close",
-                                                           "volume"))
+    df, (o, h, lo, c, v) = _target_ohlcv(bars, target, "sf")
     close = df["close"].astype(float)
     logc = np.log(close)
     out = pd.DataFrame(index=df.index)

@@ -59,14 +59,6 @@ def select(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
     return sorted(done, key=lambda t: sign * t.value)[:k]
 
 
-def _seed_mean(metric: str, base: float):
-    """stat for :func:`stats.hierarchical`: one metric, mean over the group's seeds."""
-    def stat(y, groups):
-        vals = [fast_metrics(y, p, base)[metric] for p in groups[0]]
-        return None if any(v is None for v in vals) else [float(np.mean(vals))]
-    return stat
-
-
 def _all_metrics(base: float):
     def stat(y, groups):
         per = [fast_metrics(y, p, base) for p in groups[0]]
@@ -131,19 +123,31 @@ def test_probabilities(model, splits) -> np.ndarray:
     return sigmoid(predict_logits(model, X).cpu())
 
 
-def _interval(y, entry, baselines, horizon, resamples) -> dict:
-    """Block length for this cell: from the labels, the best configuration's per-day log loss
-    and its per-day log-loss difference to every baseline."""
-    p = np.clip(np.mean([np.asarray(s["p_test"]) for s in entry["seeds"].values()], axis=0),
-                1e-7, 1 - 1e-7)
+def interval_for(y, probs: list[np.ndarray], baseline_p: dict[str, np.ndarray], horizon: int,
+                 resamples: int) -> dict:
+    """Block length for a cell: from the labels, the configuration's per-day log loss (seed-mean
+    probabilities) and its per-day log-loss difference to every baseline but the prior."""
+    p = np.clip(np.mean([np.asarray(q) for q in probs], axis=0), 1e-7, 1 - 1e-7)
 
     def day_loss(q):
         q = np.clip(np.asarray(q, dtype=float), 1e-7, 1 - 1e-7)
         return -(y * np.log(q) + (1 - y) * np.log1p(-q))
 
-    series = [y.astype(float), day_loss(p)] + [day_loss(p) - day_loss(b["p_test"])
-                                               for k, b in baselines.items() if k != "prior"]
+    series = [y.astype(float), day_loss(p)] + [day_loss(p) - day_loss(b)
+                                               for k, b in baseline_p.items() if k != "prior"]
     return dict(block_length(horizon, series), resamples=resamples)
+
+
+def comparisons(y, probs: list[np.ndarray], baseline_p: dict[str, np.ndarray], names, base: float,
+                resamples: int, block: int) -> dict:
+    """:func:`compare` against each named baseline."""
+    return {k: compare(y, probs, np.asarray(baseline_p[k]), base, resamples, block) for k in names}
+
+
+def seed_means(vals: list[dict], keys=("logloss", "auc", "skill", "skill_own")) -> dict:
+    """Mean over seeds of each metric that every seed has."""
+    return {k: float(np.mean([v[k] for v in vals])) for k in keys
+            if all(v.get(k) is not None for v in vals)}
 
 
 def run_final(cell: Cell, cfg: SweepConfig, threads: int | None = None) -> dict:
@@ -193,26 +197,22 @@ def run_final(cell: Cell, cfg: SweepConfig, threads: int | None = None) -> dict:
                                          "learning_curve": result.curve}
             state["updated"] = now_iso()
             write_json(path, state)
-        vals = [s["val"] for s in entry["seeds"].values()]
-        entry["val_mean"] = {k: float(np.mean([v[k] for v in vals])) for k in
-                             ("logloss", "auc", "skill", "skill_own") if all(
-                                 v.get(k) is not None for v in vals)}
+        entry["val_mean"] = seed_means([s["val"] for s in entry["seeds"].values()])
     if "baselines" not in state:
         b = cached_baselines(df, splits, paths.BASELINE_CACHE, evaluate_test=True,
                              seed=cfg.train.seed)
         state["baselines"] = {k: {"params": v["params"], "val": v["val"], "test": v["test"],
                                   "p_test": np.asarray(v["p_test"]).tolist()} for k, v in b.items()}
-    best = runs[str(chosen[0].number)]
-    interval = _interval(y_test, best, state["baselines"], cell.horizon, cfg.final.bootstrap)
+    probs = {n: [np.asarray(s["p_test"]) for s in e["seeds"].values()] for n, e in runs.items()}
+    best = probs[str(chosen[0].number)]
+    baseline_p = {k: v["p_test"] for k, v in state["baselines"].items()}
+    interval = interval_for(y_test, best, baseline_p, cell.horizon, cfg.final.bootstrap)
     state["interval"] = interval
-    for entry in runs.values():
-        probs = [np.asarray(s["p_test"]) for s in entry["seeds"].values()]
-        entry["aggregate"] = aggregate(y_test, probs, base, cfg.final.bootstrap,
+    for n, entry in runs.items():
+        entry["aggregate"] = aggregate(y_test, probs[n], base, cfg.final.bootstrap,
                                        interval["block_length"])
-    probs = [np.asarray(s["p_test"]) for s in best["seeds"].values()]
-    state["comparisons"] = {k: compare(y_test, probs, np.asarray(state["baselines"][k]["p_test"]),
-                                       base, cfg.final.bootstrap, interval["block_length"])
-                            for k in BASELINES}
+    state["comparisons"] = comparisons(y_test, best, baseline_p, BASELINES, base,
+                                       cfg.final.bootstrap, interval["block_length"])
     state.pop("vs_logreg", None)
     state["y_test"] = y_test.astype(int).tolist()
     state["test_dates"] = [str(d.date()) for d in splits.test.dates]

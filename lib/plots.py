@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.ticker import MaxNLocator
 from sklearn.calibration import calibration_curve
 
 BLOCK_COLOURS = {"train": "#dddddd", "val": "#ffd59e", "test": "#a6d8ff"}
@@ -59,6 +60,7 @@ def learning_curves(curve: list[dict], best_epoch: int | None = None,
         if best_epoch:
             ax.axvline(best_epoch, color="grey", ls="--", label="restored epoch")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         ax.legend(fontsize=8)
     axes[0].set_ylabel("log loss")
     axes[1].set_ylabel("AUC")
@@ -187,7 +189,7 @@ def compute(trials: pd.DataFrame) -> plt.Figure:
 def scaling_curves(fits: dict, measure_label: str, n_label: str) -> plt.Figure:
     """Per horizon: the measure at each budget, the fitted law with its 95% bootstrap band where
     the fit is identified, and the prediction at the next budget."""
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    fig, ax = plt.subplots(figsize=(9, 4.5))
     lows, highs = [], []
     for h, e in fits.items():
         N, L = np.array(e["N"]), np.array(e["L"])
@@ -215,8 +217,10 @@ def scaling_curves(fits: dict, measure_label: str, n_label: str) -> plt.Figure:
     ax.set_xlabel(f"measured {n_label}")
     ax.set_ylabel(measure_label)
     ax.set_title("Error against size (one point per budget, mean over seeds); a line only "
-                 "where the law is identified", fontsize=9)
-    ax.legend(fontsize=8)
+                 "where the law is identified;\nx: the law's prediction at the next budget, "
+                 "with its 95% interval", fontsize=9)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside: no point hidden
+    fig.tight_layout()
     return fig
 
 

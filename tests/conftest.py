@@ -104,3 +104,31 @@ def pytest_collection_modifyitems(config, items):
         if "postgres" in item.keywords:
             item.add_marker(skip)
 
+
+@pytest.fixture
+def full_disk(monkeypatch):
+    """Call it to make every atomic write fail with ENOSPC, as on a full disk (the temporary file
+    opens, writing into it fails)."""
+    import errno
+
+    from lib import provenance
+
+    real_fdopen = provenance.os.fdopen
+
+    class Full:
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *a):
+            self.f.close()
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    def fill():
+        monkeypatch.setattr(provenance.os, "fdopen", lambda fd, mode: Full(real_fdopen(fd, mode)))
+
+    return fill

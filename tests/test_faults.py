@@ -255,32 +255,15 @@ def test_a_notebook_write_that_fails_leaves_the_previous_copy(tmp_path, monkeypa
     assert out.read_bytes() == good and sorted(p.name for p in out.parent.iterdir()) == ["nb.ipynb"]
 
 
-def test_a_report_write_that_fails_leaves_no_torn_file(tmp_path, monkeypatch):
+def test_a_report_write_that_fails_leaves_no_torn_file(tmp_path, full_disk):
     import nbformat
-
-    from lib import provenance
 
     executed = tmp_path / "nb.ipynb"
     nbformat.write(nbformat.v4.new_notebook(), executed)
     html = tmp_path / "r.html"
     notebook.render_html(executed, html)
     good = html.read_bytes()
-    real = provenance.os.fdopen
-
-    class Full:
-        def __init__(self, f):
-            self.f = f
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *a):
-            self.f.close()
-
-        def write(self, data):
-            raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(provenance.os, "fdopen", lambda fd, mode: Full(real(fd, mode)))
+    full_disk()
     with pytest.raises(OSError, match="No space left"):
         notebook.render_html(executed, html)
     assert html.read_bytes() == good and [p.name for p in tmp_path.iterdir()

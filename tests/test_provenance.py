@@ -60,33 +60,18 @@ def test_record_write_is_atomic(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == [path], "temporary file left behind"
 
 
-def test_full_or_read_only_disk_gives_a_clear_error_and_keeps_records(tmp_path, monkeypatch):
-    import errno
-
+def test_full_or_read_only_disk_gives_a_clear_error_and_keeps_records(tmp_path, monkeypatch,
+                                                                      full_disk):
     from lib import provenance
 
     path = tmp_path / "best.json"
     provenance.write_json(path, {"v": 1})
-    real_fdopen = provenance.os.fdopen
-
-    class Full:
-        def __init__(self, f):
-            self.f = f
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *a):
-            self.f.close()
-
-        def write(self, data):
-            raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(provenance.os, "fdopen", lambda fd, mode: Full(real_fdopen(fd, mode)))
+    full_disk()
     with pytest.raises(OSError, match=r"cannot write .*best\.json: No space left on device \(the "
                                       r"previous version, if any, is intact\)"):
         provenance.write_json(path, {"v": 2})
     assert json.loads(path.read_text()) == {"v": 1} and list(tmp_path.iterdir()) == [path]
+
     def read_only(**kw):
         raise PermissionError(13, "Permission denied")
 
