@@ -88,7 +88,7 @@ def a25(bars: dict[str, pd.DataFrame], target: str) -> pd.DataFrame:
 
 
 @register("sf")
-def scale_free(bars: dict[str, pd.DataFrame], target: str) -> pd.DataFrame:
+def sf(bars: dict[str, pd.DataFrame], target: str) -> pd.DataFrame:
     """Scale-free counterpart of ``a25``, whose price-level columns drift over decades: every
     column is a ratio, a return or a bounded level, so a model can use it without per-window
     normalisation (``norm: none`` or ``global``).

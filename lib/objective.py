@@ -52,7 +52,7 @@ def sample_params(trial: optuna.Trial, cfg, choices: list[str],
     return by_id[params["arch"]], params
 
 
-def is_surplus(study: optuna.Study, trial: optuna.Trial, n_trials: int) -> bool:
+def target_covered(study: optuna.Study, trial: optuna.Trial, n_trials: int) -> bool:
     """True when finished trials and those running ahead of ``trial`` already cover the target."""
     target = records.target(study, n_trials)
     done, ahead = 0, 0
@@ -71,7 +71,7 @@ def objective(trial: optuna.Trial, run) -> float:
     outcome) is attached however it ends."""
     t0 = time.time()
     cfg, cell, splits = run.cfg, run.cell, run.splits
-    if is_surplus(run.study, trial, cfg.search.n_trials):
+    if target_covered(run.study, trial, cfg.search.n_trials):
         trial.set_user_attr("surplus", True)
         raise SurplusTrial("target already covered by finished and running trials")
     base = {"horizon": cell.horizon, "threshold": cfg.split.threshold,

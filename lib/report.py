@@ -210,33 +210,6 @@ def _ci_text(ci, digits: int = 3) -> str:
     return f"[{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
 
 
-def fits_table(fits: dict[int, dict]) -> pd.DataFrame:
-    """One row per horizon and form; the exponent is blank when the fit is not identified."""
-    rows = []
-    for h, e in fits.items():
-        for key in ("fit", "fit_pure"):
-            f = e.get(key)
-            if f is None:
-                if key == "fit":
-                    rows.append({"horizon": h, "points": len(e["N"]), "verdict":
-                                 e["verdict"]["text"]})
-                continue
-            ok = f["verdict"]["identified"]
-            ci = f["ci"]
-            rows.append({"horizon": h, "measure": MEASURES[e["measure"]],
-                         "N axis": N_AXES[e["n_axis"]], "points": len(e["N"]),
-                         "form": f["form"], "alpha": f["alpha"] if ok else None,
-                         "alpha_ci95": _ci_text(ci["alpha_ci95"]) if ok else "not identified",
-                         "bound_share": ci.get("bound_share"),
-                         "per_decade": e.get("per_decade"),
-                         "per_decade_ci95": _ci_text(ci.get("per_decade_ci95"), 4),
-                         "skill_per_decade": e.get("skill_per_decade"),
-                         "skill_per_decade_ci95": _ci_text(e.get("skill_per_decade_ci95"), 4),
-                         "block_length": e["block_length"], "resamples": ci.get("n"),
-                         "verdict": f["verdict"]["text"], "effect": e.get("effect")})
-    return pd.DataFrame(rows)
-
-
 def conclusions(results: pd.DataFrame, fits: dict[int, dict], cfg: SweepConfig) -> list[str]:
     """Sentences generated from the numbers; choices from validation, test numbers reported."""
     if not len(results):

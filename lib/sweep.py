@@ -47,13 +47,10 @@ from .upkeep import (
     dashboard,
     final_done,
     regenerate,
+    say,
     status_table,
     utilization,
 )
-
-
-def _say(msg: str) -> None:
-    print(msg, flush=True)
 
 
 def run_cell_notebook(cell: Cell, threads: int, workers: int, sweep_file: str,
@@ -105,7 +102,7 @@ def run(sweep: str, jobs: int | None = None, force: bool = False, workers: int =
         todo = init_studies(sweep, name, cfg, force)
         threads = hardware.threads_per_job(cfg.jobs_threads, jobs)
         hardware.limit_threads(threads)
-        _say(f"sweep '{name}': {len(todo)} of {len(cfg.budgets) * len(cfg.horizons)} cells to "
+        say(f"sweep '{name}': {len(todo)} of {len(cfg.budgets) * len(cfg.horizons)} cells to "
              f"run, {jobs} at a time, {threads} torch thread(s) each")
         results: dict[str, dict] = {}
         # one long-lived kernel per job slot runs that slot's cells in turn (notebook.Kernel)
@@ -120,7 +117,7 @@ def run(sweep: str, jobs: int | None = None, force: bool = False, workers: int =
                 results["report"] = {"status": "failed"}
             stages["report_s"] = time.time() - t
         except KeyboardInterrupt:
-            _say("\ninterrupted: every finished trial is recorded; run the same command to "
+            say("\ninterrupted: every finished trial is recorded; run the same command to "
                  "resume")
             return 130
         finally:
@@ -140,7 +137,7 @@ def check_inputs(name: str, cfg: SweepConfig) -> None:
     stale = notebook.remove_stale(paths.SWEEPS / name) + notebook.remove_stale(
         paths.REPORTS / name)
     if stale:
-        _say(f"removed {len(stale)} temporary file(s) an earlier run left behind")
+        say(f"removed {len(stale)} temporary file(s) an earlier run left behind")
     ensure_data(cfg)
     check_splits(cfg)
 
@@ -151,9 +148,9 @@ def init_studies(sweep: str, name: str, cfg: SweepConfig, force: bool) -> list[C
         sizes = grid_sizes(cfg)
     except BudgetError as e:
         raise ConfigError(f"{sweep}: {e}") from None
-    _say("architectures per budget: " + ", ".join(f"{b} {n}" for b, n in sizes.items()))
+    say("architectures per budget: " + ", ".join(f"{b} {n}" for b, n in sizes.items()))
     if max(sizes.values()) > 2 * min(sizes.values()):
-        _say("warning: the budgets' grids offer very different numbers of architectures; the "
+        say("warning: the budgets' grids offer very different numbers of architectures; the "
              "search effort per budget is not comparable (widen grid.d_model / grid.n_layers)")
     url = storage_url(name)
     todo = []
@@ -195,7 +192,7 @@ def run_cells(sweep: str, todo: list[Cell], kernels: list[notebook.Kernel], thre
         for _ in todo:
             r = done.get()
             results[r["cell"]] = r
-            _say(f"  {r['cell']}: {r['status']} in {r['wall_s']:.0f} s"
+            say(f"  {r['cell']}: {r['status']} in {r['wall_s']:.0f} s"
                  + (f" ({r['error']})" if r["error"] else ""))
     except KeyboardInterrupt:
         # the kernels run in sessions of their own, so Ctrl-C reaches only this process:
@@ -230,7 +227,7 @@ def run_finals(sweep: str, name: str, cfg: SweepConfig, jobs: int, threads: int,
         for c in g:
             if not final_done(c):
                 results.setdefault(c.id, {})["status"] = "final failed"
-                _say(f"  {c.id}: final evaluation failed (see {paths.rel(logs[i])})")
+                say(f"  {c.id}: final evaluation failed (see {paths.rel(logs[i])})")
     return finals
 
 
@@ -250,17 +247,17 @@ def summarise(sweep: str, name: str, cfg: SweepConfig, results: dict, t0: float,
 
     write_index()
     table = status_table(sweep, cfg, results)
-    _say("\n" + table.to_string(index=False))
+    say("\n" + table.to_string(index=False))
     use = utilization(sweep, cfg, t0, time.time() - t0, jobs, stages)
     write_json(paths.SWEEPS / name / "last_run.json", use)
     trained = (f"training (trials {use['trial_s']:.0f} s, final evaluation "
                f"{use['final_train_s']:.0f} s) filled {use['training_share']:.0%} of {jobs} "
                f"slot(s)" if use["trial_s"] + use["final_train_s"] > 0 else "nothing to train")
-    _say(f"\nwall time {use['wall_s']:.0f} s; {trained}; reports in "
+    say(f"\nwall time {use['wall_s']:.0f} s; {trained}; reports in "
          f"{paths.rel(paths.REPORTS / name)}/")
     failed = [k for k, r in results.items() if "failed" in r.get("status", "")]
     if failed:
-        _say(f"FAILED: {', '.join(failed)}")
+        say(f"FAILED: {', '.join(failed)}")
     return 1 if failed else 0
 
 
@@ -274,14 +271,14 @@ def make_report(sweep: str, kernel: notebook.Kernel | None = None) -> int:
                          kernel=kernel)
         rc = 0
     except Exception as e:
-        _say(f"report failed: {type(e).__name__}: {str(e).strip().splitlines()[-1][:300]}")
+        say(f"report failed: {type(e).__name__}: {str(e).strip().splitlines()[-1][:300]}")
         rc = 1
     if out.exists():
         notebook.render_html(out, html)
-        _say(f"report: {paths.rel(html)}")
+        say(f"report: {paths.rel(html)}")
     from .index import write_index
 
-    _say(f"index of every report: {paths.rel(write_index())}")
+    say(f"index of every report: {paths.rel(write_index())}")
     return rc
 
 
@@ -347,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
             return work(a.sweep, a.cell, a.threads, a.worker_id)
         if a.cmd == "status":
             cfg = load_sweep(a.sweep)
-            _say(status_table(a.sweep, cfg).to_string(index=False))
+            say(status_table(a.sweep, cfg).to_string(index=False))
             return 0
         if a.cmd == "dashboard":
             return dashboard(a.sweep, a.port)
@@ -364,11 +361,11 @@ def main(argv: list[str] | None = None) -> int:
             if a.cmd == "final":
                 return final_cells(a.sweep, a.cell, a.threads)
     except _errors() as e:
-        _say(f"error: {e}")
+        say(f"error: {e}")
         _keep_traceback(name)
         return 2
     except KeyboardInterrupt:
-        _say("interrupted; run the same command to resume")
+        say("interrupted; run the same command to resume")
         return 130
     return 1
 

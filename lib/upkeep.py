@@ -26,7 +26,8 @@ from .study import cell_status
 from .sweepfile import load_sweep
 
 
-def _say(msg: str) -> None:
+def say(msg: str) -> None:
+    """Print a line of the driver's output at once."""
     print(msg, flush=True)
 
 
@@ -168,7 +169,7 @@ def collect(name: str, sources: list[str]) -> int:
                 continue
             write_json(dest, read_json(f))
             n += 1
-    _say(f"collected {n} record(s) into {paths.rel(paths.SWEEPS / name)}")
+    say(f"collected {n} record(s) into {paths.rel(paths.SWEEPS / name)}")
     return 0
 
 
@@ -205,7 +206,7 @@ def regenerate(name: str) -> int:
                 os.replace(final, aside)
                 note = f"; {paths.rel(final)} did not parse: moved to {aside.name}, `make final` " \
                        f"re-runs it"
-        _say(f"{cell.id}: {n} record(s) rebuilt from storage{note}")
+        say(f"{cell.id}: {n} record(s) rebuilt from storage{note}")
     return 0
 
 
@@ -217,7 +218,7 @@ def dashboard(name: str, port: int) -> int:
     from optuna_dashboard import run_server
 
     url = storage_url(Path(name).stem)
-    _say(f"optuna-dashboard for {mask_url(url)} on http://127.0.0.1:{port} (no login: loopback "
+    say(f"optuna-dashboard for {mask_url(url)} on http://127.0.0.1:{port} (no login: loopback "
          f"only; from another machine: ssh -L {port}:127.0.0.1:{port} <this host>)")
     run_server(open_storage(url), host="127.0.0.1", port=port)
     return 0
