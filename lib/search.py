@@ -36,7 +36,7 @@ from .cells import (
     storage_url,
 )
 from .config import SweepConfig
-from .model import memory_estimate
+from .memory import memory_estimate
 from .objective import ArchitectureUnavailable, SurplusTrial, objective
 from .provenance import now_iso
 from .splits import Splits, make_splits

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from lib.config import ModelConfig, TrainConfig
-from lib.model import PatchTST, memory_estimate
+from lib.memory import memory_estimate
+from lib.model import PatchTST
 from lib.trainer import train
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")

@@ -26,7 +26,7 @@ def test_preflight_refuses_too_little_memory(root):
 
 
 def test_preflight_drops_architectures_that_do_not_fit(root):
-    from lib.model import memory_estimate
+    from lib.memory import memory_estimate
 
     cfg = tiny_cfg(memory_policy="drop")
     r0 = CellRunner(Cell("t_drop", "30k", 1), cfg, log=lambda m: None)

@@ -8,6 +8,7 @@ import torch
 
 from lib.budget import budget_grid
 from lib.config import NORMS, ModelConfig
+from lib.memory import memory_estimate
 from lib.model import (
     PatchTST,
     count_params,
@@ -15,7 +16,6 @@ from lib.model import (
     flops_per_sample,
     measured_breakdown,
     measured_params,
-    memory_estimate,
     n_patches,
 )
 
@@ -153,7 +153,7 @@ def test_memory_estimate_bounds_the_saved_activations(tokenizer, dropout, d, lay
 
 
 def test_micro_batch_choice():
-    from lib.model import choose_micro_batch, fixed_memory
+    from lib.memory import choose_micro_batch, fixed_memory
 
     cfg = ModelConfig(d_model=64, n_layers=2, n_heads=4, d_ff=256)
     assert choose_micro_batch(cfg, 128, 1e12) == 128
@@ -170,7 +170,7 @@ def test_every_2b_and_200m_architecture_of_phase6a_fits_an_80gb_gpu(tokenizer):
     bf16 at the grid's largest batch, through micro-batching where needed (by the estimate,
     which the saved-activation test above shows to be an upper bound)."""
     from lib.budget import base_model
-    from lib.model import choose_micro_batch
+    from lib.memory import choose_micro_batch
     from lib.sweepfile import load_sweep
 
     cfg = load_sweep("phase6a")

@@ -179,7 +179,7 @@ def test_micro_batch_is_chosen_from_the_memory_estimate(monkeypatch):
     """With little memory the trainer picks the largest micro-batch the estimate allows,
     accumulates to the requested batch and reproduces the full-batch run."""
     from lib import trainer
-    from lib.model import memory_estimate
+    from lib.memory import memory_estimate
 
     cfg = replace(CFG, dropout=0.0)
     full = fit(cfg=cfg, tc=replace(TC, micro_batch_size=None))[1]
