@@ -5,13 +5,14 @@ gradient clipping, micro-batches with gradient accumulation, early stopping on t
 objective with the best epoch's weights restored before any metric is reported (research rule 9),
 a per-epoch callback that may stop training (a search uses it to prune), and a dedicated error when
 the loss stops being finite (rule 13). Training settings are read back from the live optimizer,
-scheduler and model into the result (rule 2).
+scheduler and model into the result (rule 2). :func:`train_many` trains K models of one
+architecture together as one stack (:mod:`lib.ensemble`), each as it would be trained alone; the
+pieces of a run live in :mod:`lib.steps`.
 """
 
 from __future__ import annotations
 
 import math
-import random
 import resource
 import time
 from collections.abc import Callable
@@ -20,20 +21,25 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from .config import ModelConfig, TrainConfig
+from .ensemble import keep, stack, unstack
 from .hardware import available_memory, resolve_device
+from .memory import choose_micro_batch, memory_estimate
 from .metrics import evaluate, sigmoid
-from .model import choose_micro_batch, memory_estimate
-
-
-class DivergenceError(RuntimeError):
-    """The training or validation loss became NaN or infinite."""
-
-    def __init__(self, epoch: int, what: str):
-        super().__init__(f"{what} became non-finite in epoch {epoch}")
-        self.epoch = epoch
+from .model import Encoder, set_noise
+from .steps import (
+    BestEpoch,
+    DivergenceError,
+    Noise,
+    TrainStep,
+    generators,
+    host_copy,
+    make_step,
+    patched,
+    run_epoch,
+    seed_everything,
+)
 
 
 @dataclass
@@ -57,34 +63,6 @@ class TrainResult:
         return asdict(self)
 
 
-class WarmupCosine:
-    """LR multiplier: linear warm-up over ``warmup_steps``, then cosine decay to 0 at the end."""
-
-    def __init__(self, warmup_steps: int, total_steps: int):
-        self.warmup_steps, self.total_steps = warmup_steps, max(total_steps, 1)
-
-    def __call__(self, step: int) -> float:
-        if step < self.warmup_steps:
-            return (step + 1) / self.warmup_steps
-        progress = (step - self.warmup_steps) / max(self.total_steps - self.warmup_steps, 1)
-        return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python's, NumPy's and torch's global generators."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Decay matrices; leave biases, norms, RevIN and positional embeddings undecayed."""
-    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
-    rest = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
-    return [{"params": decay, "weight_decay": weight_decay},
-            {"params": rest, "weight_decay": 0.0}]
-
-
 def eval_batch(micro: int, batch: int) -> int:
     """Samples per inference pass: 1024, or 4 micro-batches when memory forced micro-batching
     (inference keeps no activations for backward)."""
@@ -94,19 +72,28 @@ def eval_batch(micro: int, batch: int) -> int:
 @torch.no_grad()
 def predict_logits(model: nn.Module, X: torch.Tensor, batch: int = 1024,
                    autocast: bool = False) -> torch.Tensor:
-    """Logits of ``model`` in eval mode, ``batch`` samples at a time, without gradients."""
+    """Logits of ``model`` in eval mode, ``batch`` samples at a time, without gradients; for a
+    stack of K models (:mod:`lib.ensemble`) every model sees all of ``X``: logits ``[K, n]``."""
     model.eval()
+    k = getattr(model, "members", 1)
     out = []
     for i in range(0, len(X), batch):
+        xb = X[i:i + batch]
+        if k > 1:  # xb: [K * rows, context_len, n_features], model-major
+            xb = xb.unsqueeze(0).expand(k, *xb.shape).reshape(-1, *xb.shape[1:])
         with torch.autocast(X.device.type, dtype=torch.bfloat16, enabled=autocast):
-            out.append(model(X[i:i + batch]).float())
-    return torch.cat(out) if out else torch.zeros(0)
+            logits = model(xb).float()
+        out.append(logits.reshape(k, -1) if k > 1 else logits)
+    if not out:
+        return torch.zeros((k, 0) if k > 1 else 0)
+    return torch.cat(out, dim=-1)
 
 
 def plan_micro_batch(model: nn.Module, batch: int, cfg: TrainConfig, device: torch.device,
-                     autocast: bool) -> tuple[int, dict]:
+                     autocast: bool, members: int = 1) -> tuple[int, dict]:
     """The micro-batch: the requested one, or the largest that the model's memory estimate
-    (``model.cfg``, a ModelConfig) fits into the memory available on the device."""
+    (``model.cfg``, a ModelConfig) fits into the memory available on the device, which
+    ``members`` models trained together share."""
     if cfg.micro_batch_size:
         return min(cfg.micro_batch_size, batch), {"source": "requested"}
     mcfg = getattr(model, "cfg", None)
@@ -114,10 +101,11 @@ def plan_micro_batch(model: nn.Module, batch: int, cfg: TrainConfig, device: tor
     if not isinstance(mcfg, ModelConfig) or available is None:
         why = what if available is None else "model has no memory estimate"
         return batch, {"source": f"full batch ({why})"}
-    micro = choose_micro_batch(mcfg, batch, available, autocast, cfg.memory_headroom)
-    est = memory_estimate(mcfg, micro, autocast_bf16=autocast)["total"]
+    micro = choose_micro_batch(mcfg, batch, available / members, autocast, cfg.memory_headroom)
+    est = members * memory_estimate(mcfg, micro, autocast_bf16=autocast)["total"]
     return micro, {"source": "estimate", "available_gb": available / 2**30, "available": what,
-                   "estimate_gb": est / 2**30, "headroom": cfg.memory_headroom}
+                   "estimate_gb": est / 2**30, "headroom": cfg.memory_headroom,
+                   "models": members}
 
 
 def compiled(model: nn.Module, backend: str) -> nn.Module:
@@ -141,79 +129,6 @@ def _dropout_rates(model: nn.Module) -> list[float]:
     return sorted(rates)
 
 
-class TrainStep:
-    """One optimizer step, as training runs it and ``make bench`` times it: micro-batches with
-    gradients accumulated to the batch (bf16 autocast on CUDA), clipping, AdamW, schedule."""
-
-    def __init__(self, model: nn.Module, forward: nn.Module, optimizer: torch.optim.Optimizer,
-                 scheduler, loss_fn: nn.Module, device: torch.device, autocast: bool,
-                 grad_clip: float):
-        self.model, self.forward, self.optimizer, self.scheduler = model, forward, optimizer, \
-            scheduler
-        self.loss_fn, self.device, self.autocast, self.grad_clip = loss_fn, device, autocast, \
-            grad_clip
-
-    def __call__(self, xb: torch.Tensor, yb: torch.Tensor, micro: int) -> float:
-        """Sum over the batch of the per-sample losses (before the step)."""
-        self.optimizer.zero_grad(set_to_none=True)
-        total = 0.0
-        for i in range(0, len(xb), micro):
-            xm, ym = xb[i:i + micro], yb[i:i + micro]
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-                logits = self.forward(xm)
-            loss = self.loss_fn(logits.float(), ym)
-            (loss * (len(xm) / len(xb))).backward()
-            total += loss.item() * len(xm)
-        if self.grad_clip > 0:
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
-        self.optimizer.step()
-        if self.scheduler is not None:
-            self.scheduler.step()
-        return total
-
-
-def make_step(model: nn.Module, cfg: TrainConfig, device: torch.device, total_steps: int,
-              autocast: bool, forward: nn.Module | None = None) -> TrainStep:
-    """The step for ``cfg``: AdamW (fused on CUDA) over decayed and undecayed groups, linear
-    warm-up then cosine decay over ``total_steps``, BCE on logits (optional pos_weight)."""
-    schedule = WarmupCosine(int(round(cfg.warmup_frac * total_steps)), total_steps)
-    optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr,
-                                  fused=device.type == "cuda")
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    pos_weight = None if cfg.pos_weight is None else torch.tensor(cfg.pos_weight, device=device)
-    return TrainStep(model, model if forward is None else forward, optimizer, scheduler,
-                     nn.BCEWithLogitsLoss(pos_weight=pos_weight), device, autocast,
-                     cfg.grad_clip)
-
-
-def run_epoch(step: TrainStep, Xtr: torch.Tensor, ytr: torch.Tensor, batch: int, micro: int,
-              generator: torch.Generator, epoch: int, memory_plan: dict,
-              progress: bool = False) -> tuple[float, int, int]:
-    """One pass over the shuffled training block; an out-of-memory error halves the micro-batch
-    and retries the step. Returns the summed loss, the micro-batch now and the halvings."""
-    n, device, halvings = len(Xtr), step.device, 0
-    perm = torch.randperm(n, generator=generator).to(device)
-    running = 0.0
-    bar = tqdm(range(0, n, batch), desc=f"epoch {epoch}", disable=not progress, leave=False)
-    for i in bar:
-        idx = perm[i:i + batch]
-        while True:
-            try:
-                running += step(Xtr[idx], ytr[idx], micro)
-                break
-            except torch.OutOfMemoryError:
-                if micro <= 1:
-                    raise
-                micro, halvings = max(micro // 2, 1), halvings + 1
-                memory_plan.setdefault("oom_halvings", []).append(
-                    {"epoch": epoch, "step": i // batch, "micro_batch": micro})
-                if device.type == "cuda":
-                    torch.cuda.empty_cache()
-        if not math.isfinite(running):
-            raise DivergenceError(epoch, "training loss")
-    return running, micro, halvings
-
-
 def resolved_settings(step: TrainStep, cfg: TrainConfig, batch: int, micro: int) -> dict:
     """The settings read back from the live optimizer, scheduler and model (research rule 2)."""
     group = step.optimizer.param_groups[0]
@@ -233,30 +148,6 @@ def resolved_settings(step: TrainStep, cfg: TrainConfig, batch: int, micro: int)
     }
 
 
-class BestEpoch:
-    """Early stopping's memory: the best epoch's objective (lower is better) and weights, kept in
-    host memory (a second copy of a 2B model's weights on the GPU would cost 8 GB), and the
-    epochs since it. ``restore`` puts those weights back (research rule 9)."""
-
-    def __init__(self, min_delta: float):
-        self.min_delta, self.value, self.epoch, self.state, self.bad_epochs = \
-            min_delta, math.inf, 0, None, 0
-
-    def update(self, value: float, epoch: int, model: nn.Module) -> None:
-        """Keep ``model``'s weights when ``value`` improves on the best by more than min_delta."""
-        if value < self.value - self.min_delta:
-            self.value, self.epoch, self.bad_epochs = value, epoch, 0
-            self.state = {k: v.detach().to("cpu", copy=True)
-                          for k, v in model.state_dict().items()}
-        else:
-            self.bad_epochs += 1
-
-    def restore(self, model: nn.Module) -> None:
-        """Load the best epoch's weights into ``model`` (nothing when no epoch finished)."""
-        if self.state is not None:
-            model.load_state_dict(self.state)
-
-
 def train(model: nn.Module, X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray,
           y_val: np.ndarray, cfg: TrainConfig,
           callback: Callable[[int, dict], bool | None] | None = None) -> TrainResult:
@@ -268,12 +159,31 @@ def train(model: nn.Module, X_train: np.ndarray, y_train: np.ndarray, X_val: np.
             an exception it raises (a pruning signal) propagates once the best weights are
             restored.
     """
+    return train_many([model], X_train, y_train, X_val, y_val, cfg, [cfg.seed], callback)[0]
+
+
+def train_many(models: list[nn.Module], X_train: np.ndarray, y_train: np.ndarray,
+               X_val: np.ndarray, y_val: np.ndarray, cfg: TrainConfig, seeds: list[int],
+               callback: Callable[[int, dict], bool | None] | None = None) -> list[TrainResult]:
+    """Train K models of one architecture together, model k with ``seeds[k]`` (its data order
+    and dropout; its initialisation is the caller's), each early-stopped on its own validation
+    objective and restored to its own best epoch: the same results, within floating-point
+    tolerance, as K calls of :func:`train` (``tests/test_trainer.py``). Two or more models run
+    as one stacked module (:mod:`lib.ensemble`); a model that stops leaves the stack. Only a
+    single model takes a ``callback``."""
+    if len(models) != len(seeds) or not models:
+        raise ValueError(f"need one seed per model: {len(models)} models, {len(seeds)} seeds")
+    if callback is not None and len(models) > 1:
+        raise ValueError("a per-epoch callback (pruning) needs models trained one at a time")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    seed_everything(cfg.seed)
+    seed_everything(seeds[0])
     device = resolve_device(cfg.device)
     autocast = cfg.bf16 and device.type == "cuda"
-    model.to(device)
+    k = len(models)
+    for m in models:
+        m.to(device)
+    net = models[0] if k == 1 else stack(models)
     Xtr = torch.as_tensor(X_train, dtype=torch.float32, device=device)
     ytr = torch.as_tensor(y_train, dtype=torch.float32, device=device)
     Xva = torch.as_tensor(X_val, dtype=torch.float32, device=device)
@@ -281,56 +191,84 @@ def train(model: nn.Module, X_train: np.ndarray, y_train: np.ndarray, X_val: np.
     base_rate = float(np.mean(y_train))
     n = len(Xtr)
     batch = min(cfg.batch_size, n)
-    micro, memory_plan = plan_micro_batch(model, batch, cfg, device, autocast)
-    forward = compiled(model, cfg.compile)
-    step = make_step(model, cfg, device, math.ceil(n / batch) * cfg.max_epochs, autocast, forward)
-    generator = torch.Generator(device="cpu").manual_seed(cfg.seed)
+    micro, memory_plan = plan_micro_batch(models[0], batch, cfg, device, autocast, k)
+    if getattr(models[0], "fixed_input", False):  # patches depend on the data only: made once
+        Xtr, Xva_in = patched(models[0], Xtr), patched(models[0], Xva)
+        forward = compiled(Encoder(net), cfg.compile)
+    else:
+        Xva_in, forward = Xva, compiled(net, cfg.compile)
+    step = make_step(net, cfg, device, math.ceil(n / batch) * cfg.max_epochs, autocast, forward)
+    streams = [generators(s, device) for s in seeds]
+    orders, noise = [o for o, _ in streams], Noise([g for _, g in streams])
+    set_noise(net, noise)
     sign = 1.0 if cfg.objective == "val_logloss" else -1.0  # internal: lower is better
-    best, curve = BestEpoch(cfg.min_delta), []
-    stop_reason, oom_retries = "max_epochs", 0
+    best = [BestEpoch(cfg.min_delta) for _ in models]
+    curves: list[list[dict]] = [[] for _ in models]
+    stop = ["max_epochs"] * k
+    active, oom_retries = list(range(k)), 0
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     t_start = time.perf_counter()
 
-    def validate() -> dict:
-        logits = predict_logits(forward, Xva, eval_batch(micro, batch), autocast)
+    def validate(epoch: int) -> list[dict]:
+        logits = predict_logits(forward, Xva_in, eval_batch(micro, batch), autocast)
         if not torch.isfinite(logits).all():
             raise DivergenceError(epoch, "validation logits")
-        return evaluate(y_val_np, sigmoid(logits.cpu()), base_rate, cfg.collapse_spread)
+        rows = logits.reshape(len(active), -1).cpu()
+        return [evaluate(y_val_np, sigmoid(r), base_rate, cfg.collapse_spread) for r in rows]
 
-    epoch = 0
+    def snapshot(j: int) -> Callable[[], dict]:
+        return host_copy(net) if k == 1 else lambda: unstack(net, j)
+
     try:
         for epoch in range(1, cfg.max_epochs + 1):
-            model.train()
+            net.train()
             t0 = time.perf_counter()
             lr = step.optimizer.param_groups[0]["lr"]
-            running, micro, halvings = run_epoch(step, Xtr, ytr, batch, micro, generator, epoch,
+            running, micro, halvings = run_epoch(step, Xtr, ytr, batch, micro, orders, epoch,
                                                  memory_plan, cfg.progress)
             oom_retries += halvings
             seconds = time.perf_counter() - t0
-            m = validate()
-            row = {"epoch": epoch, "train_loss": running / n, "val_loss": m["logloss"],
-                   "val_auc": m["auc"], "val_skill": m["skill"], "lr": lr, "seconds": seconds,
-                   "samples_per_s": n / seconds}
-            curve.append(row)
-            value = sign * (m["logloss"] if sign > 0 else (m["auc"] or 0.0))
-            best.update(value, epoch, model)
-            if callback is not None and callback(epoch, dict(row, objective=sign * value)):
-                stop_reason = "callback"
+            stopped = []
+            for j, (a, m) in enumerate(zip(active, validate(epoch), strict=True)):
+                row = {"epoch": epoch, "train_loss": float(running[j]) / n,
+                       "val_loss": m["logloss"], "val_auc": m["auc"], "val_skill": m["skill"],
+                       "lr": lr, "seconds": seconds, "samples_per_s": n / seconds,
+                       "models_together": len(active)}
+                curves[a].append(row)
+                value = sign * (m["logloss"] if sign > 0 else (m["auc"] or 0.0))
+                best[a].update(value, epoch, snapshot(j))
+                if callback is not None and callback(epoch, dict(row, objective=sign * value)):
+                    stop[a] = "callback"
+                elif best[a].bad_epochs >= cfg.patience:
+                    stop[a] = "early_stopping"
+                if stop[a] != "max_epochs":
+                    stopped.append(j)
+            if len(stopped) == len(active):
                 break
-            if best.bad_epochs >= cfg.patience:
-                stop_reason = "early_stopping"
-                break
+            if stopped:  # the stopped models leave the stack; the others go on as they would
+                keep_ = [j for j in range(len(active)) if j not in stopped]
+                keep(net, step.optimizer, keep_)
+                orders = [orders[j] for j in keep_]
+                noise.generators = [noise.generators[j] for j in keep_]
+                active = [active[j] for j in keep_]
     finally:
-        best.restore(model)
-    logits = predict_logits(forward, Xva, eval_batch(micro, batch), autocast)
-    val = evaluate(y_val_np, sigmoid(logits.cpu()), base_rate, cfg.collapse_spread)
+        set_noise(net, None)
+        for a, m in enumerate(models):
+            best[a].restore(m)
+    resolved = resolved_settings(step, cfg, batch, micro)
     peak = {"process_max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     if device.type == "cuda":
         peak["cuda_max_allocated_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
-    best_objective = val["logloss"] if cfg.objective == "val_logloss" else val["auc"]
-    return TrainResult(curve=curve, best_epoch=best.epoch, objective=cfg.objective,
-                       best_objective=best_objective, val=val,
-                       resolved=resolved_settings(step, cfg, batch, micro),
-                       stop_reason=stop_reason, seconds=time.perf_counter() - t_start,
-                       peak_memory_mb=peak, oom_retries=oom_retries, memory_plan=memory_plan)
+    seconds = time.perf_counter() - t_start
+    results = []
+    for a, m in enumerate(models):
+        logits = predict_logits(m, Xva, eval_batch(micro, batch), autocast)  # the whole model
+        val = evaluate(y_val_np, sigmoid(logits.cpu()), base_rate, cfg.collapse_spread)
+        results.append(TrainResult(
+            curve=curves[a], best_epoch=best[a].epoch, objective=cfg.objective,
+            best_objective=val["logloss"] if cfg.objective == "val_logloss" else val["auc"],
+            val=val, resolved=dict(resolved, seed=seeds[a], models_together=k),
+            stop_reason=stop[a], seconds=seconds, peak_memory_mb=peak, oom_retries=oom_retries,
+            memory_plan=memory_plan))
+    return results

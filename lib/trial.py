@@ -18,7 +18,7 @@ from .budget import Arch, base_model
 from .config import ModelConfig, SweepConfig, TrainConfig
 from .model import PatchTST, count_params, fit_input_stats, measured_breakdown
 from .splits import Splits
-from .trainer import TrainResult, train
+from .trainer import TrainResult, train, train_many
 
 
 def model_config(cfg: SweepConfig, arch: Arch, dropout: float, n_features: int,
@@ -72,6 +72,14 @@ def fit(cfg: SweepConfig, splits: Splits, model: PatchTST, params: dict, seed: i
     """Train ``model`` on the training block, early-stopping on validation (test never read)."""
     return train(model, splits.train.X, splits.train.y, splits.val.X, splits.val.y,
                  train_config(cfg, params, seed, threads), callback=callback)
+
+
+def fit_many(cfg: SweepConfig, splits: Splits, models: list[PatchTST], params: dict,
+             seeds: list[int], threads: int | None = None) -> list[TrainResult]:
+    """:func:`fit` for models of one configuration with ``seeds``, trained together
+    (:func:`lib.trainer.train_many`: each result equals its own :func:`fit`)."""
+    return train_many(models, splits.train.X, splits.train.y, splits.val.X, splits.val.y,
+                      train_config(cfg, params, seeds[0], threads), seeds)
 
 
 def arch_record(arch: Arch, mcfg: ModelConfig, model) -> tuple[dict, dict]:
