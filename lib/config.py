@@ -152,6 +152,7 @@ class FinalConfig:
     top_k: int = 1  # best configurations re-trained per cell
     bootstrap: int = 1000  # block-bootstrap resamples for intervals
     walk_forward_folds: int = 0  # >0 also evaluates on K walk-forward folds after validation
+    together: int = 0  # seeds trained together as one stacked model: 0 = all, 1 = one at a time
 
 
 @dataclass

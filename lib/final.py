@@ -7,13 +7,17 @@ Intervals are block-bootstrap intervals over test days with the seeds resampled 
 (:mod:`lib.stats`): neighbouring labels share future days, so resampling single days would make
 them too narrow. The i.i.d. interval is kept beside it, labelled, for comparison. Every baseline is
 compared with the model by the same paired block bootstrap (AUC and log-loss differences); DeLong's
-test is a secondary column that assumes independence. Results go to ``final.json`` in the cell
-folder after every seed, so an interrupted evaluation resumes where it stopped.
+test is a secondary column that assumes independence. The seeds of a configuration are trained
+together as one stacked model (``final.together``; each seed's result equals its own run,
+``tests/test_together.py``). Results go to ``final.json`` in the cell folder after every group of
+seeds, so an interrupted evaluation resumes where it stopped.
 """
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 import numpy as np
 import optuna
@@ -38,7 +42,7 @@ from .stats import (
 )
 from .sweepfile import load_sweep
 from .trainer import predict_logits
-from .trial import arch_record, build, fit
+from .trial import arch_record, build, fit, fit_many
 
 METRICS = ("auc", "logloss", "skill", "skill_own", "brier", "precision", "recall", "f1",
            "spread")
@@ -183,18 +187,20 @@ def run_final(cell: Cell, cfg: SweepConfig, threads: int | None = None) -> dict:
                                                 "val_objective": t.value, "params": t.params,
                                                 "seeds": {}})
         arch = grid[t.params["arch"]]
-        for seed in seeds:
-            if str(seed) in entry["seeds"]:
-                continue
-            model, mcfg = build(cfg, splits, arch, t.params, seed)
-            result = fit(cfg, splits, model, t.params, seed, threads)
-            p = test_probabilities(model, splits)
-            entry["arch"], entry["n_params"] = arch_record(arch, mcfg, model)
-            entry["seeds"][str(seed)] = {"test": evaluate(y_test, p, base), "val": result.val,
-                                         "best_epoch": result.best_epoch,
-                                         "seconds": result.seconds, "p_test": p.tolist(),
-                                         "finished_at": time.time(),
-                                         "learning_curve": result.curve}
+        todo = [s for s in seeds if str(s) not in entry["seeds"]]
+        size = cfg.final.together or len(seeds)
+        for group in (todo[i:i + size] for i in range(0, len(todo), size)):
+            built = [build(cfg, splits, arch, t.params, seed) for seed in group]
+            models = [m for m, _ in built]
+            results = fit_many(cfg, splits, models, t.params, group, threads)
+            for seed, model, result in zip(group, models, results, strict=True):
+                p = test_probabilities(model, splits)
+                entry["arch"], entry["n_params"] = arch_record(arch, built[0][1], model)
+                entry["seeds"][str(seed)] = {
+                    "test": evaluate(y_test, p, base), "val": result.val,
+                    "best_epoch": result.best_epoch, "seconds": result.seconds,
+                    "trained_together": len(group), "p_test": p.tolist(),
+                    "finished_at": time.time(), "learning_curve": result.curve}
             state["updated"] = now_iso()
             write_json(path, state)
         entry["val_mean"] = seed_means([s["val"] for s in entry["seeds"].values()])
@@ -233,18 +239,36 @@ def run_final(cell: Cell, cfg: SweepConfig, threads: int | None = None) -> dict:
     return state
 
 
-def final_cells(sweep: str, cell_ids: list[str] | None, threads: int | None) -> int:
-    """Final evaluation of the named cells (default: all) in this process, one after the other;
-    a failing cell is reported and the others still run."""
+def claim(claims: Path | None, cell: Cell) -> bool:
+    """Whether this process takes ``cell``: always without a claims folder, else when it is the
+    first to create the cell's claim file there (the job slots of one driver share a queue)."""
+    if claims is None:
+        return True
+    try:
+        os.close(os.open(claims / cell.id, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        return True
+    except FileExistsError:
+        return False
+
+
+def final_cells(sweep: str, cell_ids: list[str] | None, threads: int | None,
+                claims: Path | None = None) -> int:
+    """Final evaluation of the named cells (default: all) in this process, one after the other
+    in the order given; with ``claims`` (a folder the driver's job slots share) each cell is
+    evaluated by the first process that claims it, so a slot that finishes early takes the next
+    cell instead of idling. A failing cell is reported and the others still run."""
     import traceback
 
     cfg = load_sweep(sweep)
-    chosen = [c for c in cells(sweep, cfg) if not cell_ids or c.id in cell_ids]
-    unknown = set(cell_ids or ()) - {c.id for c in chosen}
+    by_id = {c.id: c for c in cells(sweep, cfg)}
+    unknown = set(cell_ids or ()) - set(by_id)
     if unknown:
         raise ConfigError(f"unknown cell(s) {', '.join(sorted(unknown))} in sweep '{sweep}'")
+    chosen = [by_id[i] for i in cell_ids] if cell_ids else list(by_id.values())
     failed = []
     for cell in chosen:
+        if not claim(claims, cell):
+            continue
         t0 = time.time()
         try:
             run_final(cell, cfg, threads=threads)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import queue
+import shutil
 import subprocess
 import sys
 import threading
@@ -213,21 +214,30 @@ def run_cells(sweep: str, todo: list[Cell], kernels: list[notebook.Kernel], thre
 def run_finals(sweep: str, name: str, cfg: SweepConfig, jobs: int, threads: int, force: bool,
                results: dict) -> list[Cell]:
     """The final evaluation of every cell without a complete one: one process per job slot
-    evaluates its share of the cells in turn (the imports are paid once per slot, not once per
-    cell). A failure is marked in ``results``; returns the cells it evaluated."""
+    (the imports are paid once per slot, not once per cell) takes the next unclaimed cell, the
+    largest budgets first, so the slots finish together. A failure is marked in ``results``;
+    returns the cells it evaluated."""
     finals = [c for c in cells(sweep, cfg) if force or not final_done(c)]
-    groups = [g for g in (finals[i::jobs] for i in range(jobs)) if g]
-    logs = [paths.SWEEPS / name / f"final.{i}.log" for i in range(len(groups))]
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        list(pool.map(lambda g, log: _subprocess(
-            ["final", "--sweep", sweep, *[x for c in g for x in ("--cell", c.id)],
-             "--threads", str(threads), "--held-by-driver"], log),
-            groups, logs))
-    for i, g in enumerate(groups):
-        for c in g:
-            if not final_done(c):
-                results.setdefault(c.id, {})["status"] = "final failed"
-                say(f"  {c.id}: final evaluation failed (see {paths.rel(logs[i])})")
+    finals.sort(key=lambda c: -parse_budget(c.budget))
+    if not finals:
+        return finals
+    claims = paths.SWEEPS / name / ".final_claims"
+    shutil.rmtree(claims, ignore_errors=True)  # this driver holds the sweep lock
+    claims.mkdir(parents=True)
+    n = min(jobs, len(finals))
+    logs = [paths.SWEEPS / name / f"final.{i}.log" for i in range(n)]
+    args = ["final", "--sweep", sweep, *[x for c in finals for x in ("--cell", c.id)],
+            "--threads", str(threads), "--held-by-driver", "--claims", str(claims)]
+    try:
+        with ThreadPoolExecutor(max_workers=n) as pool:
+            list(pool.map(lambda log: _subprocess(args, log), logs))
+    finally:
+        shutil.rmtree(claims, ignore_errors=True)
+    for c in finals:
+        if not final_done(c):
+            results.setdefault(c.id, {})["status"] = "final failed"
+            say(f"  {c.id}: final evaluation failed (see the final.<slot>.log files in "
+                f"{paths.rel(paths.SWEEPS / name)})")
     return finals
 
 
@@ -332,6 +342,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="a cell id (repeatable); default: every cell")
     f.add_argument("--threads", type=int, default=None)
     f.add_argument("--held-by-driver", action="store_true", help=argparse.SUPPRESS)
+    f.add_argument("--claims", type=Path, default=None, help=argparse.SUPPRESS)
     c = sub.add_parser("collect", help="merge records from other machines' sweep folders")
     c.add_argument("--sweep", default="default")
     c.add_argument("sources", nargs="+")
@@ -351,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         if a.cmd == "collect":
             return collect(a.sweep, a.sources)
         if a.cmd == "final" and a.held_by_driver:  # the driver holds the lock
-            return final_cells(a.sweep, a.cell, a.threads)
+            return final_cells(a.sweep, a.cell, a.threads, a.claims)
         load_sweep(a.sweep)  # a bad sweep file is an error before any lock file is written
         with SweepLock(name):
             if a.cmd == "regenerate":

@@ -116,6 +116,9 @@ def validate_sweep(cfg: SweepConfig, where: Any = "sweep") -> None:
         raise bad("final.first_seed", f"the final seeds {list(final_seeds)} include the search "
                   f"seed train.seed = {cfg.train.seed}; the final evaluation must re-train with "
                   f"new seeds")
+    if cfg.final.together < 0:
+        raise bad("final.together", f"must be >= 0 (0: all seeds together), got "
+                  f"{cfg.final.together}")
     if cfg.final.bootstrap < 10:
         raise bad("final.bootstrap", f"needs at least 10 resamples, got {cfg.final.bootstrap}")
     _validate_split(cfg.split, bad)

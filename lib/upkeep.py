@@ -137,7 +137,9 @@ def utilization(sweep: str, cfg: SweepConfig, since: float, wall_s: float, jobs:
         f = c.dir / "final.json"
         if f.exists():
             for conf in read_json(f).get("configs", {}).values():
-                final_s += sum(s.get("seconds", 0.0) for s in conf.get("seeds", {}).values()
+                # seeds trained together share one wall time: each counts its share of it
+                final_s += sum(s.get("seconds", 0.0) / s.get("trained_together", 1)
+                               for s in conf.get("seeds", {}).values()
                                if (s.get("finished_at") or 0) >= since)
     slot_s = max(jobs * wall_s, 1e-9)
     cells_slot_s = max(jobs * stages.get("cells_s", 0.0), 1e-9)

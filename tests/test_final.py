@@ -49,3 +49,34 @@ def test_compare_is_paired_and_keeps_delong_as_secondary():
     assert out["logloss_diff"]["estimate"] is not None
     assert out["delong_iid"]["assumes"] == "independent test days"
     assert "block bootstrap" in out["method"]
+
+
+def test_job_slots_share_the_final_queue(tmp_path, monkeypatch):
+    """Every cell is evaluated by exactly one of the slots that share a claims folder, in the
+    order given (the driver gives the largest budgets first)."""
+    import lib.final as final
+
+    done = []
+    monkeypatch.setattr(final, "run_final", lambda cell, cfg, threads=None: done.append(cell.id))
+    ids = ["320k-h1", "320k-h3", "10k-h1"]
+    first = final.final_cells("default", ids[:2], 1, claims=tmp_path)
+    second = final.final_cells("default", ids, 1, claims=tmp_path)
+    assert first == second == 0 and done == ids  # the second slot took only the unclaimed one
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(ids)
+
+
+def test_seeds_trained_together_count_their_share_of_the_wall_time(fresh_root):
+    """Four seeds trained together in 10 s are 10 s of training, not 40 (the training share)."""
+    import json
+
+    from lib.cells import cells
+    from lib.upkeep import utilization
+
+    cfg = load_sweep("default")
+    cell = cells("default", cfg)[0]
+    cell.dir.mkdir(parents=True)
+    seeds = {str(s): {"seconds": 10.0, "trained_together": 4, "finished_at": 1e12}
+             for s in range(1000, 1004)}
+    (cell.dir / "final.json").write_text(json.dumps({"configs": {"3": {"seeds": seeds}}}))
+    use = utilization("default", cfg, 0.0, 20.0, 1, {"cells_s": 0.0})
+    assert use["final_train_s"] == pytest.approx(10.0)
