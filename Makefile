@@ -84,8 +84,8 @@ lab: setup ## JupyterLab on 127.0.0.1 (with a token), opened in notebooks/
 dashboard: setup ## optuna-dashboard on 127.0.0.1 (no login) for a sweep's storage: make dashboard SWEEP=...
 	$(PY) -m lib.sweep dashboard --sweep $(SWEEP) --port $(PORT)
 
-bench: setup ## throughput, MFU and memory benchmarks -> outputs/bench/<timestamp>.json
-	$(PY) -m lib.bench $(BENCHFLAGS)
+bench: setup ## throughput, MFU, batched speed-up, stages -> outputs/bench/<timestamp>.json [AGAINST=commit]
+	$(PY) -m lib.bench $(BENCHFLAGS) $(if $(AGAINST),--against $(AGAINST))
 
 test: setup ## run the tests, then every notebook in smoke mode under nbval
 	rm -rf $(TESTTMP) && mkdir -p $(TESTTMP)/nb

@@ -4,7 +4,14 @@ stage's wall time, the orchestration overhead of the smoke sweep, and worker lay
 MFU = achieved model FLOP rate (analytic FLOPs of forward + backward, ``model.flops_per_sample``)
 divided by the matrix-multiply rate measured in the same run on the same device (fp32 on CPU,
 bf16 on CUDA). Prints a table and writes ``outputs/bench/<timestamp>.json``. Targets (2-core
-CPU, mixed tokenizer): MFU >= 45% at about 2M parameters and >= 55% at about 20M.
+CPU, mixed tokenizer): MFU >= 45% at about 2M parameters and >= 55% at about 20M. Rows at 10k,
+100k, 2M and 20M (200M and 2B on CUDA), each also with 4 models trained together as one stack
+(the speed-up against one model alone); the stage timings of the last default sweep; with
+``--against COMMIT`` the trial loop of this checkout and of COMMIT side by side
+(:mod:`lib.sidebyside`).
+
+About 390 lines, on purpose: every benchmark of ``make bench`` and the table it prints in one file,
+so that a reader sees what is measured next to how it is reported.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from pathlib import Path
 import torch
 
 from . import paths
-from .budget import budget_grid, fmt_count
+from .budget import budget_grid, fmt_count, parse_budget
 from .config import GridConfig, ModelConfig
 from .model import PatchTST, flops_per_sample
 from .provenance import hardware_info, now_iso, write_json
@@ -33,6 +40,9 @@ BASE = ModelConfig(context_len=80, n_features=25, patch_len=16, stride=8, dropou
 GRID = GridConfig(d_model=[32, 64, 128, 256, 512, 1024, 2048, 4096],
                   n_layers=[1, 2, 3, 4, 6, 8, 12, 16], n_heads=[4, 8, 16], ff_ratio=[4],
                   tolerance=0.35)
+TOGETHER = 4  # models per stack in the batched rows (the default sweep's final seeds)
+SMALL_GRID = GridConfig(d_model=[8, 12, 16, 24, 32], n_layers=[1, 2, 3, 4], n_heads=[1, 2, 4],
+                        ff_ratio=[2, 4], tolerance=0.35)
 
 
 def _sync(device):
@@ -83,27 +93,40 @@ class Timer:
 
 def train_throughput(cfg: ModelConfig, device: torch.device, batch: int = 64,
                      seconds: float = 3.0, min_steps: int = 2,
-                     compile_backend: str = "off") -> dict:
+                     compile_backend: str = "off", members: int = 1) -> dict:
     """Samples/s of full training steps (forward, backward, AdamW step) on random data, with the
     trainer's settings: bf16 autocast and fused AdamW on CUDA, the micro-batch planned from the
-    memory estimate (gradients accumulated to ``batch``)."""
+    memory estimate (gradients accumulated to ``batch``). ``members`` > 1 trains that many models
+    together as one stack (:mod:`lib.ensemble`); samples count every model's."""
     from .config import TrainConfig
+    from .ensemble import stack
     from .hardware import available_memory
-    from .model import choose_micro_batch
-    from .trainer import compiled, make_step
+    from .memory import choose_micro_batch
+    from .model import Encoder, fit_input_stats
+    from .steps import make_step, patched
+    from .trainer import compiled
 
     torch.manual_seed(0)
+    x = torch.randn(batch, cfg.context_len, cfg.n_features, device=device)
     with torch.device(device):  # parameters created on the device (a 2B model: no host copy)
-        model = PatchTST(cfg)
+        models = [PatchTST(cfg) for _ in range(members)]
+    for m in models:
+        fit_input_stats(m, x)
+    model = models[0] if members == 1 else stack(models)
     autocast = device.type == "cuda"
     available, _ = available_memory(device)
-    micro = choose_micro_batch(cfg, batch, available, autocast) if available else batch
+    micro = (choose_micro_batch(cfg, batch, available / members, autocast) if available
+             else batch)
     # the trainer's own step (AdamW, schedule, clipping, accumulation), not a copy of it
+    # as the trainer does: patches computed once when the input is fixed (global norm)
+    forward = Encoder(model) if models[0].fixed_input else model
     train_step = make_step(model, TrainConfig(lr=1e-4, batch_size=batch), device, 10**6,
-                           autocast, compiled(model, compile_backend))
+                           autocast, compiled(forward, compile_backend))
     model.train()
-    x = torch.randn(batch, cfg.context_len, cfg.n_features, device=device)
-    y = torch.randint(0, 2, (batch,), device=device).float()
+    if models[0].fixed_input:
+        x = patched(models[0], x)
+    x = x.unsqueeze(0).expand(members, *x.shape).contiguous()  # each model's batch
+    y = torch.randint(0, 2, (members, batch), device=device).float()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
 
@@ -119,8 +142,9 @@ def train_throughput(cfg: ModelConfig, device: torch.device, batch: int = 64,
         while steps < min_steps or time.perf_counter() - t0 < seconds:
             step()
             steps += 1
-    sps = steps * batch / timer.seconds
+    sps = steps * batch * members / timer.seconds
     out = {"samples_per_s": sps, "steps": steps, "micro_batch": micro, "warmup_s": warmup_s,
+           "models": members, "batch": batch,
            "timing": "cuda events" if device.type == "cuda" else "perf_counter",
            "model_flops_per_s": sps * flops_per_sample(cfg),
            "process_max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
@@ -129,27 +153,28 @@ def train_throughput(cfg: ModelConfig, device: torch.device, batch: int = 64,
     return out
 
 
-def _row_worker(cfg, seconds, min_steps, compile_backend, threads, q):
+def _row_worker(cfg, seconds, min_steps, compile_backend, threads, q, batch=64, members=1):
     torch.set_num_threads(threads)
-    q.put(train_throughput(cfg, torch.device("cpu"), seconds=seconds, min_steps=min_steps,
-                           compile_backend=compile_backend))
+    q.put(train_throughput(cfg, torch.device("cpu"), batch=batch, seconds=seconds,
+                           min_steps=min_steps, compile_backend=compile_backend, members=members))
 
 
 def measure_row(cfg: ModelConfig, device: torch.device, seconds: float, min_steps: int,
-                compile_backend: str, isolate: bool = True) -> dict:
+                compile_backend: str, isolate: bool = True, batch: int = 64,
+                members: int = 1) -> dict:
     """One benchmark row. On the CPU it runs in a fresh process of its own (``isolate``), so that
     the peak RSS is this row's (a process's peak never goes down); on CUDA the peak allocation is
     reset."""
     if device.type != "cpu" or not isolate:
-        r = train_throughput(cfg, device, seconds=seconds, min_steps=min_steps,
-                             compile_backend=compile_backend)
+        r = train_throughput(cfg, device, batch=batch, seconds=seconds, min_steps=min_steps,
+                             compile_backend=compile_backend, members=members)
         if device.type == "cuda":
             torch.cuda.empty_cache()  # the previous model's blocks, before the next size
         return r
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     proc = ctx.Process(target=_row_worker, args=(cfg, seconds, min_steps, compile_backend,
-                                                 torch.get_num_threads(), q))
+                                                 torch.get_num_threads(), q, batch, members))
     proc.start()
     try:
         return q.get(timeout=600)
@@ -158,8 +183,10 @@ def measure_row(cfg: ModelConfig, device: torch.device, seconds: float, min_step
 
 
 def arch_for(budget: str, tokenizer: str):
-    """The benchmark's architecture for a budget: the closest of its grid."""
-    return budget_grid(budget, replace(BASE, tokenizer=tokenizer), GRID)[0]
+    """The benchmark's architecture for a budget: the closest of its grid (below 50k, of the
+    default sweep's small widths)."""
+    grid = SMALL_GRID if parse_budget(budget) < 50_000 else GRID
+    return budget_grid(budget, replace(BASE, tokenizer=tokenizer), grid)[0]
 
 
 def worker_layouts(budgets=("100k", "400k"), seconds: float = 4.0) -> list[dict]:
@@ -229,8 +256,21 @@ def _cells(sweep: str):
     return cells(sweep, load_sweep(sweep))
 
 
+def last_sweep_stages(sweep: str = "default") -> dict | None:
+    """The stage timings of the sweep's last ``make sweep`` (``last_run.json``), when there is
+    one: the benchmark reports where the time of the real job went without running it again."""
+    path = paths.SWEEPS / sweep / "last_run.json"
+    if not path.exists():
+        return None
+    use = json.loads(path.read_text())
+    return {"sweep": sweep, "wall_s": use.get("wall_s"), "stages": use.get("stages", {}),
+            "trial_s": use.get("trial_s"), "final_train_s": use.get("final_train_s"),
+            "training_share": use.get("training_share"), "file": paths.rel(path)}
+
+
 def run(quick: bool = False, sweep: bool = True, layouts: bool = True,
-        device_name: str = "auto", compile_backend: str = "off") -> dict:
+        device_name: str = "auto", compile_backend: str = "off",
+        against: str | None = None) -> dict:
     """Every benchmark of ``make bench``; the result written under outputs/bench/."""
     from .hardware import resolve_device
 
@@ -239,26 +279,34 @@ def run(quick: bool = False, sweep: bool = True, layouts: bool = True,
     # the best of several sizes is the denominator, so MFU is never flattered by an unlucky size
     sizes = (1024,) if quick else (1024, 2048, 3072)
     peak = max(matmul_rate(device, n, seconds=0.5 if quick else 1.5) for n in sizes)
-    budgets = ["100k"] if quick else ["100k", "2M", "20M"]
+    budgets = ["100k"] if quick else ["10k", "100k", "2M", "20M"]
     if device.type == "cuda" and not quick:
         budgets += ["200M", "2B"]
     rows = []
     for budget in budgets:
-        for tok in ("mixed", "independent"):
+        # the default sweep trains its small models with batches of 128-256
+        batch = 256 if parse_budget(budget) < 1_000_000 else 64
+        for tok, members in (("mixed", 1), ("mixed", TOGETHER), ("independent", 1)):
             if tok == "independent" and device.type == "cpu" and budget == "20M" and not quick:
                 seconds_tok = 1.0  # a 20M channel-independent step takes seconds on 2 cores
             else:
                 seconds_tok = seconds
+            if members > 1 and parse_budget(budget) > 20_000_000:
+                continue  # K copies of a 200M/2B model: not what stacking is for
             arch = arch_for(budget, tok)
-            cfg = replace(arch.apply(BASE), tokenizer=tok)
+            cfg = replace(arch.apply(BASE), tokenizer=tok, dropout=0.1, norm="global")
             r = measure_row(cfg, device, seconds_tok, 1 if quick else 2, compile_backend,
-                            isolate=not quick)
+                            isolate=not quick, batch=batch, members=members)
             rows.append({"budget": budget, "tokenizer": tok, "arch": arch.id,
                          "n_params": arch.n_params, **r, "mfu": r["model_flops_per_s"] / peak})
+            if members > 1:
+                alone = next(x for x in rows if x["budget"] == budget and x["models"] == 1
+                             and x["tokenizer"] == tok)
+                rows[-1]["speedup_vs_alone"] = r["samples_per_s"] / alone["samples_per_s"]
             # one line per row as it is measured: a run cut short by a timeout still shows them
-            print(f"measured {budget} {tok} {arch.id}: {r['samples_per_s']:.1f} samples/s, "
-                  f"micro-batch {r['micro_batch']}, MFU {rows[-1]['mfu']:.1%} (first matmul "
-                  f"reading)", file=sys.stderr, flush=True)
+            print(f"measured {budget} {tok} {arch.id} x{members}: {r['samples_per_s']:.1f} "
+                  f"samples/s, micro-batch {r['micro_batch']}, MFU {rows[-1]['mfu']:.1%} (first "
+                  f"matmul reading)", file=sys.stderr, flush=True)
     # measured again after the rows: the larger of the two readings is the denominator, so a slow
     # phase of a shared machine during the first reading cannot flatter the MFU
     peak_after = max(matmul_rate(device, n, seconds=0.5 if quick else 1.5) for n in sizes)
@@ -271,7 +319,12 @@ def run(quick: bool = False, sweep: bool = True, layouts: bool = True,
            "matmul_readings_flops_per_s": peak_readings,
            "matmul_flops_per_s": peak, "precision": "bf16" if device.type == "cuda" else "fp32",
            "training": rows, "recorded_at": now_iso(), "quick": quick,
-           "compile": compile_backend}
+           "compile": compile_backend, "last_sweep": last_sweep_stages()}
+    if against:
+        from .sidebyside import compare
+
+        out["side_by_side"] = compare(against, sizes=("100k",) if quick else
+                                      ("10k", "100k", "320k"), repeats=1 if quick else 3)
     if not quick:
         out["data_stage_s"] = data_stage_seconds()
     if sweep and not quick:
@@ -286,15 +339,20 @@ def table(result: dict) -> str:
     readings = " / ".join(f"{v / 1e9:.1f}" for v in result.get("matmul_readings_flops_per_s", []))
     lines = [f"device {result['device']} ({result['precision']}), {result['threads']} threads, "
              f"matmul {result['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s (before / after the rows: "
-             f"{readings})",
-             f"{'budget':>6} {'tokenizer':>11} {'arch':>16} {'params':>7} {'samples/s':>10} "
-             f"{'GFLOP/s':>8} {'MFU':>6} {'micro':>5} {'peak MB':>8}"]
+             f"{readings}); dropout 0.1, global norm",
+             f"{'budget':>6} {'tokenizer':>11} {'arch':>16} {'params':>7} {'models':>6} "
+             f"{'batch':>5} {'samples/s':>10} {'GFLOP/s':>8} {'MFU':>6} {'vs 1':>5} {'micro':>5} "
+             f"{'peak MB':>8}"]
     for r in result["training"]:
         peak = r.get("cuda_peak_mb", r["process_max_rss_mb"])
+        vs = f"{r['speedup_vs_alone']:.2f}x" if "speedup_vs_alone" in r else ""
         lines.append(f"{r['budget']:>6} {r['tokenizer']:>11} {r['arch']:>16} "
-                     f"{fmt_count(r['n_params']):>7} {r['samples_per_s']:>10.1f} "
-                     f"{r['model_flops_per_s'] / 1e9:>8.1f} {r['mfu']:>6.1%} "
+                     f"{fmt_count(r['n_params']):>7} {r.get('models', 1):>6} "
+                     f"{r.get('batch', 64):>5} {r['samples_per_s']:>10.1f} "
+                     f"{r['model_flops_per_s'] / 1e9:>8.1f} {r['mfu']:>6.1%} {vs:>5} "
                      f"{r.get('micro_batch', 64):>5} {peak:>8.0f}")
+    lines.append("models > 1: trained together as one stack (lib/ensemble.py); 'vs 1': samples/s "
+                 "against the same model alone")
     lines.append("peak MB: " + (
         "CUDA max allocated" if result["device"].startswith("cuda") else
         "max RSS of one process, cumulative over the rows (quick mode)" if result["quick"] else
@@ -307,6 +365,15 @@ def table(result: dict) -> str:
                      f"s, {o['inside_trials_s']:.1f} s inside {o['trials']} trials -> "
                      f"orchestration overhead {o['overhead_share']:.0%} "
                      f"({o['overhead_per_cell_s']:.1f} s a cell)")
+    last = result.get("last_sweep")
+    if last:
+        stages = ", ".join(f"{k[:-2]} {v:.0f} s" for k, v in last["stages"].items())
+        lines.append(f"last {last['sweep']} sweep ({last['file']}): wall {last['wall_s']:.0f} s = "
+                     f"{stages}; training share {last['training_share']:.0%}")
+    for r in result.get("side_by_side", []):
+        lines.append(f"side by side {r['size']}: {r['commit']} {r['then_s']:.2f} s, this checkout "
+                     f"{r['now_s']:.2f} s -> {r['speedup']:.2f}x (median of "
+                     f"{len(r['runs']['now'])}, alternated in one process)")
     for w in result.get("worker_layouts", []):
         lines.append(f"{w['budget']}: 1 worker x 2 threads {w['1x2 threads']:.0f} samples/s, "
                      f"2 workers x 1 thread {w['2x1 thread']:.0f} samples/s -> {w['faster']}")
@@ -322,8 +389,10 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="auto")
     p.add_argument("--compile", default="off", metavar="BACKEND",
                    help="torch.compile backend for the training benchmark (inductor, ...)")
+    p.add_argument("--against", default=None, metavar="COMMIT",
+                   help="also time this checkout's trial loop against COMMIT's, side by side")
     a = p.parse_args(argv)
-    result = run(a.quick, not a.no_sweep, not a.no_layouts, a.device, a.compile)
+    result = run(a.quick, not a.no_sweep, not a.no_layouts, a.device, a.compile, a.against)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = paths.OUTPUTS / "bench" / f"{stamp}.json"
     write_json(path, result)
