@@ -102,8 +102,8 @@ def train_throughput(cfg: ModelConfig, device: torch.device, batch: int = 64,
     from .ensemble import stack
     from .hardware import available_memory
     from .memory import choose_micro_batch
-    from .model import Encoder, fit_input_stats
-    from .steps import make_step, patched
+    from .model import fit_input_stats
+    from .steps import make_step
     from .trainer import compiled
 
     torch.manual_seed(0)
@@ -118,13 +118,9 @@ def train_throughput(cfg: ModelConfig, device: torch.device, batch: int = 64,
     micro = (choose_micro_batch(cfg, batch, available / members, autocast) if available
              else batch)
     # the trainer's own step (AdamW, schedule, clipping, accumulation), not a copy of it
-    # as the trainer does: patches computed once when the input is fixed (global norm)
-    forward = Encoder(model) if models[0].fixed_input else model
     train_step = make_step(model, TrainConfig(lr=1e-4, batch_size=batch), device, 10**6,
-                           autocast, compiled(forward, compile_backend))
+                           autocast, compiled(model, compile_backend))
     model.train()
-    if models[0].fixed_input:
-        x = patched(models[0], x)
     x = x.unsqueeze(0).expand(members, *x.shape).contiguous()  # each model's batch
     y = torch.randint(0, 2, (members, batch), device=device).float()
     if device.type == "cuda":
@@ -190,15 +186,17 @@ def arch_for(budget: str, tokenizer: str):
 
 
 def worker_layouts(budgets=("100k", "400k"), seconds: float = 4.0) -> list[dict]:
-    """One process with 2 threads against two processes with 1 thread each (total samples/s)."""
+    """One process with 2 threads against two processes with 1 thread each (total samples/s,
+    and the model FLOP rate it makes, for MFU against the machine's matmul rate): the second is
+    how the default sweep runs."""
     ctx = mp.get_context("spawn")
     rows = []
     for budget in budgets:
         res = {}
-        cfg = arch_for(budget, "mixed").apply(BASE)
+        cfg = replace(arch_for(budget, "mixed").apply(BASE), dropout=0.1, norm="global")
         for layout, procs, threads in (("1x2 threads", 1, 2), ("2x1 thread", 2, 1)):
             q = ctx.Queue()
-            ps = [ctx.Process(target=_row_worker, args=(cfg, seconds, 2, "off", threads, q))
+            ps = [ctx.Process(target=_row_worker, args=(cfg, seconds, 2, "off", threads, q, 256))
                   for _ in range(procs)]
             for p in ps:
                 p.start()
@@ -206,8 +204,8 @@ def worker_layouts(budgets=("100k", "400k"), seconds: float = 4.0) -> list[dict]
             for p in ps:
                 p.join()
             res[layout] = total
-        rows.append({"budget": budget, **res,
-                     "faster": max(res, key=res.get)})
+        rows.append({"budget": budget, **res, "faster": max(res, key=res.get),
+                     "flops_per_sample": flops_per_sample(cfg), "batch": 256})
     return rows
 
 
@@ -375,8 +373,12 @@ def table(result: dict) -> str:
                      f"{r['now_s']:.2f} s -> {r['speedup']:.2f}x (median of "
                      f"{len(r['runs']['now'])}, alternated in one process)")
     for w in result.get("worker_layouts", []):
-        lines.append(f"{w['budget']}: 1 worker x 2 threads {w['1x2 threads']:.0f} samples/s, "
-                     f"2 workers x 1 thread {w['2x1 thread']:.0f} samples/s -> {w['faster']}")
+        mfu = {k: w[k] * w.get("flops_per_sample", 0) / result["matmul_flops_per_s"]
+               for k in ("1x2 threads", "2x1 thread")}
+        lines.append(f"{w['budget']}: 1 worker x 2 threads {w['1x2 threads']:.0f} samples/s "
+                     f"(MFU {mfu['1x2 threads']:.1%}), 2 workers x 1 thread "
+                     f"{w['2x1 thread']:.0f} samples/s (MFU {mfu['2x1 thread']:.1%}, as the "
+                     f"sweep runs) -> {w['faster']}")
     return "\n".join(lines)
 
 

@@ -42,7 +42,7 @@ from .stats import (
 )
 from .sweepfile import load_sweep
 from .trainer import predict_logits
-from .trial import arch_record, build, fit, fit_many
+from .trial import arch_record, build, compute_record, fit, fit_many
 
 METRICS = ("auc", "logloss", "skill", "skill_own", "brier", "precision", "recall", "f1",
            "spread")
@@ -199,7 +199,10 @@ def run_final(cell: Cell, cfg: SweepConfig, threads: int | None = None) -> dict:
                 entry["seeds"][str(seed)] = {
                     "test": evaluate(y_test, p, base), "val": result.val,
                     "best_epoch": result.best_epoch, "seconds": result.seconds,
-                    "trained_together": len(group), "p_test": p.tolist(),
+                    "trained_together": len(group),
+                    "compute": compute_record(built[0][1], len(splits.train.y),
+                                              len(result.curve), result.seconds / len(group)),
+                    "p_test": p.tolist(),
                     "finished_at": time.time(), "learning_curve": result.curve}
             state["updated"] = now_iso()
             write_json(path, state)

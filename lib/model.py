@@ -214,12 +214,6 @@ class PatchTST(nn.Module):
         channels = c if cfg.tokenizer == "independent" else 1
         self.head = nn.Linear(channels * n_tokens(cfg) * cfg.d_model, 1)
 
-    @property
-    def fixed_input(self) -> bool:
-        """True when nothing learned acts before the embedding (``global`` or ``none`` norm): the
-        patches are then a fixed function of the data, computed once per training run."""
-        return self.cfg.norm in ("global", "none")
-
     def patches(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Normalise and patch raw windows ``x: [batch, context_len, n_features]`` into
         ``[batch, channels, n_patches, patch_dim]`` (channels 1 and patch_dim C*P for ``mixed``,
@@ -256,23 +250,6 @@ class PatchTST(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [batch, context_len, n_features] raw features -> logits [batch]."""
         return self.encode(*self.patches(x))
-
-
-class Encoder(nn.Module):
-    """The model from its patches on (:meth:`PatchTST.encode`), for training on patches computed
-    once (:attr:`PatchTST.fixed_input`); ``members`` follows the model's."""
-
-    def __init__(self, model: PatchTST):
-        super().__init__()
-        self.model = model
-
-    @property
-    def members(self) -> int:
-        """How many models the wrapped module holds (1, or K for a stack)."""
-        return getattr(self.model, "members", 1)
-
-    def forward(self, p: torch.Tensor) -> torch.Tensor:
-        return self.model.encode(p)
 
 
 def count_params(cfg: ModelConfig) -> dict[str, int]:

@@ -19,7 +19,7 @@ from . import records
 from .budget import Arch
 from .provenance import code_version, now_iso
 from .trainer import DivergenceError
-from .trial import arch_record, build, check_resolved, fit
+from .trial import arch_record, build, check_resolved, compute_record, fit
 
 
 class SurplusTrial(RuntimeError):
@@ -99,7 +99,9 @@ def objective(trial: optuna.Trial, run) -> float:
         return False
 
     def finish(extra: dict) -> None:
-        rec = {**base, "learning_curve": curve, "seconds": time.time() - t0,
+        seconds = time.time() - t0
+        rec = {**base, "learning_curve": curve, "seconds": seconds,
+               "compute": compute_record(mcfg, len(splits.train.y), len(curve), seconds),
                "hardware": run.telemetry.summary(since=t0), **extra}
         trial.set_user_attr("record", rec)
 

@@ -189,12 +189,6 @@ class BestEpoch:
             model.load_state_dict(self.state)
 
 
-@torch.no_grad()
-def patched(model: nn.Module, X: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
-    """``model.patches`` of every window of ``X`` (a model whose input is fixed)."""
-    return torch.cat([model.patches(X[i:i + chunk])[0] for i in range(0, len(X), chunk)])
-
-
 def host_copy(model: nn.Module) -> Callable[[], dict]:
     """A snapshot of ``model``'s ``state_dict`` in host memory, for :class:`BestEpoch`."""
     return lambda: {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}

@@ -27,7 +27,7 @@ from .ensemble import keep, stack, unstack
 from .hardware import available_memory, resolve_device
 from .memory import choose_micro_batch, memory_estimate
 from .metrics import evaluate, sigmoid
-from .model import Encoder, set_noise
+from .model import set_noise
 from .steps import (
     BestEpoch,
     DivergenceError,
@@ -36,7 +36,6 @@ from .steps import (
     generators,
     host_copy,
     make_step,
-    patched,
     run_epoch,
     seed_everything,
 )
@@ -192,11 +191,7 @@ def train_many(models: list[nn.Module], X_train: np.ndarray, y_train: np.ndarray
     n = len(Xtr)
     batch = min(cfg.batch_size, n)
     micro, memory_plan = plan_micro_batch(models[0], batch, cfg, device, autocast, k)
-    if getattr(models[0], "fixed_input", False):  # patches depend on the data only: made once
-        Xtr, Xva_in = patched(models[0], Xtr), patched(models[0], Xva)
-        forward = compiled(Encoder(net), cfg.compile)
-    else:
-        Xva_in, forward = Xva, compiled(net, cfg.compile)
+    forward = compiled(net, cfg.compile)
     step = make_step(net, cfg, device, math.ceil(n / batch) * cfg.max_epochs, autocast, forward)
     streams = [generators(s, device) for s in seeds]
     orders, noise = [o for o, _ in streams], Noise([g for _, g in streams])
@@ -211,7 +206,7 @@ def train_many(models: list[nn.Module], X_train: np.ndarray, y_train: np.ndarray
     t_start = time.perf_counter()
 
     def validate(epoch: int) -> list[dict]:
-        logits = predict_logits(forward, Xva_in, eval_batch(micro, batch), autocast)
+        logits = predict_logits(forward, Xva, eval_batch(micro, batch), autocast)
         if not torch.isfinite(logits).all():
             raise DivergenceError(epoch, "validation logits")
         rows = logits.reshape(len(active), -1).cpu()

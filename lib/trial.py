@@ -16,7 +16,14 @@ import numpy as np
 
 from .budget import Arch, base_model
 from .config import ModelConfig, SweepConfig, TrainConfig
-from .model import PatchTST, count_params, fit_input_stats, measured_breakdown
+from .model import (
+    PatchTST,
+    count_params,
+    fit_input_stats,
+    flops_per_sample,
+    measured_breakdown,
+    n_tokens,
+)
 from .splits import Splits
 from .trainer import TrainResult, train, train_many
 
@@ -94,3 +101,16 @@ def arch_record(arch: Arch, mcfg: ModelConfig, model) -> tuple[dict, dict]:
                 n_features=mcfg.n_features), n_params
 
 
+def compute_record(mcfg: ModelConfig, n_train: int, epochs: int, seconds: float) -> dict:
+    """What a training run cost: windows seen (``epochs`` passes over the ``n_train`` training
+    windows), tokens seen, training FLOPs (the model's analytic forward + backward FLOPs per
+    window, :func:`lib.model.flops_per_sample`, times windows seen) and wall time. The data size
+    D is the training block: windows, and tokens (patch tokens per window, every channel for the
+    channel-independent tokenizer)."""
+    tokens = n_tokens(mcfg) * (mcfg.n_features if mcfg.tokenizer == "independent" else 1)
+    per_window = flops_per_sample(mcfg, training=True)
+    return {"train_windows": n_train, "train_tokens": n_train * tokens,
+            "tokens_per_window": tokens, "epochs": epochs, "windows_seen": epochs * n_train,
+            "tokens_seen": epochs * n_train * tokens, "flops_per_window": per_window,
+            "train_flops": per_window * epochs * n_train, "wall_s": seconds,
+            "flops_method": "analytic matmul FLOPs, training = 3x forward (lib.model)"}

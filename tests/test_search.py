@@ -83,6 +83,18 @@ def test_records_counts_and_rule2_readback(root):
             assert rec["resolved"]["weight_decay"] == rec["params"]["weight_decay"]
             assert rec["resolved"]["dropout"] == [rec["params"]["dropout"]]
             assert rec["val"]["confusion"] and "spread" in rec["val"]
+        # compute: the arch's analytic training FLOPs per window x windows seen, and wall time
+        from lib.model import flops_per_sample
+
+        arch = {a.id: a for a in r.archs_all}[rec["params"]["arch"]]
+        c = rec["compute"]
+        mcfg = trial_mod.model_config(cfg, arch, rec["params"]["dropout"],
+                                      rec["arch"]["n_features"])
+        assert c["train_windows"] == rec["split"]["train"]["n_windows"] and c["epochs"] == len(
+            rec["learning_curve"])
+        assert c["train_flops"] == flops_per_sample(mcfg) * c["epochs"] * c["train_windows"] > 0
+        assert c["tokens_seen"] == c["windows_seen"] * c["tokens_per_window"]
+        assert 0 < c["wall_s"] <= rec["seconds"] + 1e-6
     summary = read_json(r.dir / "study_summary.json")
     assert summary["provenance"]["dataset"]["sha256"] and summary["baselines"]["logreg"]["auc"]
     prov = summary["provenance"]  # rule 16: data, code, packages, hardware, resolved parameters

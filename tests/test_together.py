@@ -88,19 +88,3 @@ def test_models_with_different_training_statistics_are_refused():
     with pytest.raises(ValueError, match="equal buffers"):
         stack([a, b])
 
-
-def test_patches_computed_once_train_as_patches_computed_every_step(monkeypatch):
-    """A model whose input is fixed (``global`` norm) trains on patches computed once per run;
-    the result equals training that patches every batch again."""
-    from lib.model import PatchTST as Model
-
-    cfg = replace(CFG, norm="global")
-    X, y, Xv, yv = data()
-    once_model = models(cfg, X)[0]
-    once = train(once_model, X, y, Xv, yv, replace(TC, seed=SEEDS[0]))
-    monkeypatch.setattr(Model, "fixed_input", property(lambda self: False))
-    again_model = models(cfg, X)[0]
-    again = train(again_model, X, y, Xv, yv, replace(TC, seed=SEEDS[0]))
-    assert [r["val_loss"] for r in once.curve] == pytest.approx(
-        [r["val_loss"] for r in again.curve], rel=1e-5)
-    assert once.best_epoch == again.best_epoch
