@@ -246,3 +246,20 @@ def test_none_passes_raw_inputs():
     assert not torch.allclose(m(x), m(x * 2.0), atol=1e-4)
     assert m.norm is None and count_params(m.cfg)["embedding"] == count_params(
         norm_model("revin").cfg)["embedding"] - 2 * 3
+
+
+def test_training_statistics_are_computed_once_per_block_and_exactly():
+    """Every trial of a cell normalises with its training block's statistics: computed once per
+    array, equal to a direct float64 pass, and never carried over to another array."""
+    import numpy as np
+
+    from lib.model import input_stats
+
+    X = np.random.default_rng(0).normal(3.0, 2.0, size=(40, 16, 3)).astype(np.float32)
+    mean, std = input_stats(X)
+    flat = X.reshape(-1, 3).astype(np.float64)
+    np.testing.assert_allclose(mean.numpy(), flat.mean(0), rtol=1e-6)
+    np.testing.assert_allclose(std.numpy(), flat.std(0, ddof=1), rtol=1e-6)
+    assert input_stats(X)[0] is mean  # cached: the same tensor, no second pass
+    other = X * 2
+    assert not torch.allclose(input_stats(other)[0], mean)
