@@ -87,8 +87,8 @@ def trial_record(t: FrozenTrial, cell: dict) -> dict:
 
 
 def effort(study: optuna.Study) -> dict:
-    """Search effort of a cell: trials sampled and enqueued, pruned and failed, epochs trained and
-    seconds, counted over the trials that count towards the target."""
+    """Search effort of a cell: trials sampled and enqueued, pruned and failed, epochs trained,
+    seconds and training FLOPs, counted over the trials that count towards the target."""
     done = [t for t in study.get_trials(deepcopy=False) if counts_done(t)]
     recs = [t.user_attrs.get("record") or {} for t in done]
     return {"sampled": sum(not is_probe(t) for t in done),
@@ -97,8 +97,22 @@ def effort(study: optuna.Study) -> dict:
             "failed": sum(t.state == TrialState.FAIL for t in done),
             "epochs_trained": int(sum(len(r.get("learning_curve") or []) for r in recs)),
             "trial_seconds": float(sum(r.get("seconds") or 0.0 for r in recs)),
+            "train_flops": _train_flops(recs),
             "target_sampled": study.user_attrs.get("n_trials"),
             "architectures_offered": len(study.user_attrs.get("architectures") or [])}
+
+
+def _train_flops(recs: list[dict]) -> float | None:
+    """Training FLOPs of the trials: each record's ``compute``; a trial that ended before
+    training (no learning curve) cost none; unavailable when a trained one predates compute
+    accounting."""
+    total = 0.0
+    for r in recs:
+        if "compute" in r:
+            total += r["compute"]["train_flops"]
+        elif r.get("learning_curve"):
+            return None
+    return total if recs else None
 
 
 def trial_path(cell_dir: Path, number: int) -> Path:

@@ -55,6 +55,15 @@ def _best(state: dict) -> dict:
     return min(state["configs"].values(), key=lambda c: c["rank"])
 
 
+def _seed_sum(config: dict, key: str) -> float | None:
+    """Sum over a configuration's final seeds of their ``compute[key]``; None when a seed's
+    record predates compute accounting."""
+    seeds = list((config.get("seeds") or {}).values())
+    if not seeds or any("compute" not in s for s in seeds):
+        return None
+    return float(sum(s["compute"][key] for s in seeds))
+
+
 def n_of(state: dict, axis: str = "non_embedding") -> int:
     """Measured parameter count of a cell's selected configuration on the chosen axis."""
     n = _best(state)["n_params"]
@@ -103,6 +112,10 @@ def results_table(finals: list[dict]) -> pd.DataFrame:
             "n_trials_searched": s["n_trials_searched"],
             "trials_sampled": eff.get("sampled"), "trials_enqueued": eff.get("enqueued"),
             "trials_pruned": eff.get("pruned"), "epochs_trained": eff.get("epochs_trained"),
+            "search_train_flops": eff.get("train_flops"),
+            "search_train_s": eff.get("trial_seconds"),
+            "final_train_flops": _seed_sum(b, "train_flops"),
+            "final_train_s": _seed_sum(b, "wall_s"),
             "architectures_offered": eff.get("architectures_offered"),
             "test_positive_rate": s["split"]["test"]["positive_rate"],
             "train_positive_rate": s["split"]["train"]["positive_rate"],

@@ -138,10 +138,16 @@ def comparisons_table(results: pd.DataFrame):
 
 
 def effort_table(results: pd.DataFrame):
-    """Per cell: sampled trials, probes, pruned trials, epochs and seeds: the search effort."""
+    """Per cell: sampled trials, probes, pruned trials, epochs, compute (analytic training FLOPs
+    and wall time of the search and of the final seeds) and seeds: the effort behind each
+    number."""
     rows = [{"cell": r["cell"], "sampled trials": int(r["trials_sampled"]),
              "enqueued probes": int(r["trials_enqueued"]), "pruned": int(r["trials_pruned"]),
              "epochs trained": int(r["epochs_trained"]),
+             "search training FLOPs": T.flops(r.get("search_train_flops")),
+             "search trials (s)": T.num(r.get("search_train_s"), 0),
+             "final training FLOPs": T.flops(r.get("final_train_flops")),
+             "final training (s)": T.num(r.get("final_train_s"), 0),
              "architectures offered": int(r["architectures_offered"] or 0),
              "final seeds": ", ".join(map(str, r["seeds"] or [])),
              "block length (days)": int(r["block_length"]),
@@ -149,7 +155,7 @@ def effort_table(results: pd.DataFrame):
              "test AUC, i.i.d. [95%] (for comparison)": T.interval(r["test_auc"],
                                                                    r["test_auc_ci_iid"])}
             for _, r in results.iterrows()]
-    return T.show(pd.DataFrame(rows), "Search effort, seeds and interval method per cell")
+    return T.show(pd.DataFrame(rows), "Search effort, compute, seeds and interval method per cell")
 
 
 def fits_table(fits_by_measure: dict[str, dict]):

@@ -49,6 +49,13 @@ def interval(v, ci, digits: int = 3, sign: bool = False) -> str:
     return f"{head} [{f(ci[0], digits)}, {f(ci[1], digits)}]"
 
 
+def flops(v) -> str:
+    """A FLOP count for people (3.1e14), or '-' when unavailable."""
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "-"
+    return f"{v:.2g}" if v < 1000 else f"{v:.1e}".replace("e+", "e")
+
+
 def count(n) -> str:
     """A parameter count for people (12.3k), or '-'."""
     return "-" if n is None or (isinstance(n, float) and not math.isfinite(n)) else fmt_count(n)

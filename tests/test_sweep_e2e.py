@@ -109,6 +109,9 @@ def test_final_json_states_method_seeds_counts_and_effort(smoke_run):
         e = final["effort"]
         assert e["sampled"] == cfg.search.n_trials and e["enqueued"] >= 1
         assert e["epochs_trained"] >= e["sampled"] + e["enqueued"]
+        assert e["train_flops"] > 0  # compute of the search, from every trial's record
+        assert all(s["compute"]["train_flops"] > 0 and s["trained_together"] == 2
+                   for s in best["seeds"].values())
         for k in ("logreg", "hgb", "prior"):
             c = final["comparisons"][k]
             assert c["auc_diff"]["ci95"][0] is not None and c["delong_iid"]["p_value"] is not None
@@ -155,6 +158,7 @@ def test_report_choices_are_made_on_validation_only(smoke_run):
     cfg = load_sweep("smoke")
     finals = report.load_finals("smoke", cfg)
     results = report.results_table(finals)
+    assert (results["search_train_flops"] > 0).all() and (results["final_train_flops"] > 0).all()
     before = report.choices(results)
     chosen = set(before["best_budget"].values())
     poisoned = copy.deepcopy(finals)
