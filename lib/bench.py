@@ -102,8 +102,8 @@ def train_throughput(cfg: ModelConfig, device: torch.device, batch: int = 64,
     from .ensemble import stack
     from .hardware import available_memory
     from .memory import choose_micro_batch
-    from .model import fit_input_stats
-    from .steps import make_step
+    from .model import fit_input_stats, set_noise
+    from .steps import Noise, generators, make_step
     from .trainer import compiled
 
     torch.manual_seed(0)
@@ -113,6 +113,7 @@ def train_throughput(cfg: ModelConfig, device: torch.device, batch: int = 64,
     for m in models:
         fit_input_stats(m, x)
     model = models[0] if members == 1 else stack(models)
+    set_noise(model, Noise([generators(s, device)[1] for s in range(members)]))  # as training
     autocast = device.type == "cuda"
     available, _ = available_memory(device)
     micro = (choose_micro_batch(cfg, batch, available / members, autocast) if available
