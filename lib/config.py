@@ -64,7 +64,7 @@ class ModelConfig:
     n_layers: int = 2  # encoder blocks
     n_heads: int = 4  # attention heads (divides d_model)
     d_ff: int = 256  # feed-forward width
-    dropout: float = 0.1  # dropout in attention, feed-forward and head
+    dropout: float = 0.1  # on residual branches, feed-forward and head (not attention weights)
     tokenizer: str = "mixed"  # mixed (patch across all features) | independent (per channel)
     norm: str = "revin"  # input normalisation: revin (per window) | revin_stats (per window, the
     #                      window's level and scale given back as a token) | global (training-block

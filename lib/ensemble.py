@@ -27,8 +27,8 @@ class StackedLinear(nn.Module):
 
     def __init__(self, layers: list[nn.Linear]):
         super().__init__()
-        self.weight = nn.Parameter(torch.stack([m.weight.detach() for m in layers]).clone())
-        self.bias = nn.Parameter(torch.stack([m.bias.detach() for m in layers]).clone())
+        self.weight = nn.Parameter(torch.stack([m.weight.detach() for m in layers]))
+        self.bias = nn.Parameter(torch.stack([m.bias.detach() for m in layers]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k = self.weight.shape[0]
@@ -43,8 +43,8 @@ class StackedLayerNorm(nn.Module):
     def __init__(self, layers: list[nn.LayerNorm]):
         super().__init__()
         self.shape, self.eps = layers[0].normalized_shape, layers[0].eps
-        self.weight = nn.Parameter(torch.stack([m.weight.detach() for m in layers]).clone())
-        self.bias = nn.Parameter(torch.stack([m.bias.detach() for m in layers]).clone())
+        self.weight = nn.Parameter(torch.stack([m.weight.detach() for m in layers]))
+        self.bias = nn.Parameter(torch.stack([m.bias.detach() for m in layers]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k = self.weight.shape[0]
@@ -80,7 +80,7 @@ def stack(models: list[PatchTST]) -> PatchTST:
             elif isinstance(child, RevIN):
                 child.weight = nn.Parameter(torch.stack([m.weight.detach() for m in same]))
                 child.bias = nn.Parameter(torch.stack([m.bias.detach() for m in same]))
-    out.pos = nn.Parameter(torch.stack([m.pos.detach() for m in models]).clone())
+    out.pos = nn.Parameter(torch.stack([m.pos.detach() for m in models]))
     out.members = len(models)
     return out
 

@@ -193,9 +193,9 @@ def run_final(cell: Cell, cfg: SweepConfig, threads: int | None = None) -> dict:
             built = [build(cfg, splits, arch, t.params, seed) for seed in group]
             models = [m for m, _ in built]
             results = fit_many(cfg, splits, models, t.params, group, threads)
+            entry["arch"], entry["n_params"] = arch_record(arch, built[0][1], models[0])
             for seed, model, result in zip(group, models, results, strict=True):
                 p = test_probabilities(model, splits)
-                entry["arch"], entry["n_params"] = arch_record(arch, built[0][1], model)
                 entry["seeds"][str(seed)] = {
                     "test": evaluate(y_test, p, base), "val": result.val,
                     "best_epoch": result.best_epoch, "seconds": result.seconds,

@@ -239,28 +239,22 @@ class PatchTST(nn.Module):
         channels = c if cfg.tokenizer == "independent" else 1
         self.head = nn.Linear(channels * n_tokens(cfg) * cfg.d_model, 1)
 
-    def patches(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Normalise and patch raw windows ``x: [batch, context_len, n_features]`` into
-        ``[batch, channels, n_patches, patch_dim]`` (channels 1 and patch_dim C*P for ``mixed``,
-        C and P for ``independent``), and RevIN's statistics for ``revin_stats`` (else None).
-        End padding repeats the newest day ``stride`` times."""
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [batch, context_len, n_features] raw features -> logits [batch]."""
         cfg, b = self.cfg, x.shape[0]
         stats = None
         if cfg.norm == "revin_stats":
             x, stats = self.norm(x)  # stats: [batch, n_features, 2]
         elif self.norm is not None:
             x = self.norm(x)
+        # end padding: the newest day repeated stride times -> x: [batch, L + stride, n_features]
         x = torch.cat([x, x[:, -1:, :].expand(b, cfg.stride, x.shape[2])], dim=1)
         p = x.unfold(1, cfg.patch_len, cfg.stride)  # p: [batch, n_patches, n_features, patch_len]
         if cfg.tokenizer == "mixed":
-            return p.reshape(b, 1, self.n_patches, -1), stats  # [batch, 1, n_patches, C*P]
-        return p.transpose(1, 2), stats  # [batch, n_features, n_patches, patch_len]
-
-    def encode(self, p: torch.Tensor, stats: torch.Tensor | None = None) -> torch.Tensor:
-        """Patches from :meth:`patches` (``[batch, channels, n_patches, patch_dim]``) -> logits
-        ``[batch]``."""
-        cfg, b = self.cfg, p.shape[0]
-        zv, pos = per_model(self.embed(p.reshape(-1, self.n_patches, p.shape[-1])), self.pos, 2)
+            p = p.reshape(b, self.n_patches, -1)  # [batch, n_patches, C*P]
+        else:
+            p = p.transpose(1, 2).reshape(b * cfg.n_features, self.n_patches, -1)  # [batch*C, ...]
+        zv, pos = per_model(self.embed(p), self.pos, 2)
         z = (zv + pos).reshape(-1, self.n_patches, cfg.d_model)  # z: [batch', n_patches, d_model]
         if stats is not None:
             s = stats.reshape(b, -1) if cfg.tokenizer == "mixed" else stats.reshape(
@@ -271,10 +265,6 @@ class PatchTST(nn.Module):
             z = block(z)
         z = self.final_norm(z).reshape(b, -1)  # z: [batch, channels * tokens * d_model]
         return self.head(self.drop(z)).squeeze(-1)  # logits: [batch]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: [batch, context_len, n_features] raw features -> logits [batch]."""
-        return self.encode(*self.patches(x))
 
 
 def count_params(cfg: ModelConfig) -> dict[str, int]:

@@ -159,10 +159,9 @@ def run_epoch(step: TrainStep, Xtr: torch.Tensor, ytr: torch.Tensor, batch: int,
                     {"epoch": epoch, "step": i // batch, "micro_batch": micro})
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
-    running = running.cpu().numpy()
-    if not np.isfinite(running).all():
-        raise DivergenceError(epoch, "training loss")
-    return running, micro, halvings
+        if not torch.isfinite(running).all():  # stop at the step that diverged, not the epoch end
+            raise DivergenceError(epoch, "training loss")
+    return running.cpu().numpy(), micro, halvings
 
 
 class BestEpoch:

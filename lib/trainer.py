@@ -122,10 +122,7 @@ def compiled(model: nn.Module, backend: str) -> nn.Module:
 
 def _dropout_rates(model: nn.Module) -> list[float]:
     """Every dropout rate the live model uses (read back for rule 2)."""
-    rates = {m.p for m in model.modules() if isinstance(m, nn.Dropout)}
-    rates |= {m.dropout for m in model.modules() if hasattr(m, "dropout")
-              and isinstance(m.dropout, float)}
-    return sorted(rates)
+    return sorted({m.p for m in model.modules() if isinstance(m, nn.Dropout)})
 
 
 def resolved_settings(step: TrainStep, cfg: TrainConfig, batch: int, micro: int) -> dict:
@@ -167,7 +164,7 @@ def train_many(models: list[nn.Module], X_train: np.ndarray, y_train: np.ndarray
     """Train K models of one architecture together, model k with ``seeds[k]`` (its data order
     and dropout; its initialisation is the caller's), each early-stopped on its own validation
     objective and restored to its own best epoch: the same results, within floating-point
-    tolerance, as K calls of :func:`train` (``tests/test_trainer.py``). Two or more models run
+    tolerance, as K calls of :func:`train` (``tests/test_together.py``). Two or more models run
     as one stacked module (:mod:`lib.ensemble`); a model that stops leaves the stack. Only a
     single model takes a ``callback``."""
     if len(models) != len(seeds) or not models:
@@ -242,11 +239,11 @@ def train_many(models: list[nn.Module], X_train: np.ndarray, y_train: np.ndarray
             if len(stopped) == len(active):
                 break
             if stopped:  # the stopped models leave the stack; the others go on as they would
-                keep_ = [j for j in range(len(active)) if j not in stopped]
-                keep(net, step.optimizer, keep_)
-                orders = [orders[j] for j in keep_]
-                noise.generators = [noise.generators[j] for j in keep_]
-                active = [active[j] for j in keep_]
+                going_on = [j for j in range(len(active)) if j not in stopped]
+                keep(net, step.optimizer, going_on)
+                orders = [orders[j] for j in going_on]
+                noise.generators = [noise.generators[j] for j in going_on]
+                active = [active[j] for j in going_on]
     finally:
         set_noise(net, None)
         for a, m in enumerate(models):

@@ -25,7 +25,7 @@ from .model import (
     n_tokens,
 )
 from .splits import Splits
-from .trainer import TrainResult, train, train_many
+from .trainer import TrainResult, train_many
 
 
 def model_config(cfg: SweepConfig, arch: Arch, dropout: float, n_features: int,
@@ -77,16 +77,16 @@ def build(cfg: SweepConfig, splits: Splits, arch: Arch, params: dict,
 def fit(cfg: SweepConfig, splits: Splits, model: PatchTST, params: dict, seed: int,
         threads: int | None = None, callback: Callable | None = None) -> TrainResult:
     """Train ``model`` on the training block, early-stopping on validation (test never read)."""
-    return train(model, splits.train.X, splits.train.y, splits.val.X, splits.val.y,
-                 train_config(cfg, params, seed, threads), callback=callback)
+    return fit_many(cfg, splits, [model], params, [seed], threads, callback)[0]
 
 
 def fit_many(cfg: SweepConfig, splits: Splits, models: list[PatchTST], params: dict,
-             seeds: list[int], threads: int | None = None) -> list[TrainResult]:
+             seeds: list[int], threads: int | None = None,
+             callback: Callable | None = None) -> list[TrainResult]:
     """:func:`fit` for models of one configuration with ``seeds``, trained together
     (:func:`lib.trainer.train_many`: each result equals its own :func:`fit`)."""
     return train_many(models, splits.train.X, splits.train.y, splits.val.X, splits.val.y,
-                      train_config(cfg, params, seeds[0], threads), seeds)
+                      train_config(cfg, params, seeds[0], threads), seeds, callback)
 
 
 def arch_record(arch: Arch, mcfg: ModelConfig, model) -> tuple[dict, dict]:

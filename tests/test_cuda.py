@@ -96,26 +96,16 @@ def test_micro_batch_planned_from_free_memory_on_cuda(monkeypatch):
 def test_models_trained_together_on_cuda_in_bf16_match_their_separate_runs():
     """The stacked path on CUDA with bf16 autocast: every model trains, and each lands close to
     its separate run (bf16 rounding: a looser tolerance than the CPU test's)."""
-    from lib.model import fit_input_stats
     from lib.trainer import train_many
+    from tests.test_together import models
 
     X, y = data(512)
     cfg = replace(CFG, norm="global", dropout=0.1)
-
-    def built(seeds):
-        out = []
-        for s in seeds:
-            torch.manual_seed(s)
-            m = PatchTST(cfg)
-            fit_input_stats(m, X)
-            out.append(m)
-        return out
-
     tc = TrainConfig(max_epochs=3, device="cuda", patience=5)
     seeds = [5, 6, 7]
-    together = train_many(built(seeds), X, y, X, y, tc, seeds)
-    alone = [train(m, X, y, X, y, replace(tc, seed=s)) for m, s in zip(built(seeds), seeds,
-                                                                         strict=True)]
+    together = train_many(models(cfg, X, seeds), X, y, X, y, tc, seeds)
+    alone = [train(m, X, y, X, y, replace(tc, seed=s))
+             for m, s in zip(models(cfg, X, seeds), seeds, strict=True)]
     for t, a in zip(together, alone, strict=True):
         assert t.resolved["autocast_bf16"] and t.resolved["models_together"] == 3
         assert abs(t.val["logloss"] - a.val["logloss"]) < 2e-2

@@ -28,9 +28,10 @@ def data():
     return X, y, Xv, yv
 
 
-def models(cfg, X):
+def models(cfg, X, seeds=SEEDS):
+    """One ``PatchTST(cfg)`` per seed, initialised with it, with ``X``'s training statistics."""
     out = []
-    for s in SEEDS:
+    for s in seeds:
         torch.manual_seed(s)
         m = PatchTST(cfg)
         fit_input_stats(m, X)
