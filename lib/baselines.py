@@ -61,10 +61,25 @@ def stored_columns(df: pd.DataFrame, splits: Splits) -> list[str]:
     return [c for c in splits.columns if c in df.columns]
 
 
+def train_parts(df: pd.DataFrame, splits: Splits) -> list[tuple[pd.DataFrame, np.ndarray]]:
+    """Where the training windows' days are: (frame, rows) per series, in stacking order. One
+    part, the target's frame, unless a data level pools series (:class:`lib.data_axis.AxisSplits`),
+    each of whose windows has its day t in its own ticker's frame."""
+    parts = getattr(splits, "train_parts", None)
+    if parts:
+        return [(frame, ends) for _, frame, ends in parts]
+    return [(df, splits.train.ends)]
+
+
 def last_day_features(df: pd.DataFrame, splits: Splits) -> dict[str, np.ndarray]:
-    """Scale-free features of each window's last day, per block: what the baselines see."""
-    feats = scale_free(df[stored_columns(df, splits)]).to_numpy()
-    return {b: feats[splits.block(b).ends] for b in ("train", "val", "test")}
+    """Scale-free features of each window's last day, per block: what the baselines see (a
+    pooled series' from its own frame)."""
+    cols = stored_columns(df, splits)
+    feats = scale_free(df[cols]).to_numpy()
+    out = {b: feats[splits.block(b).ends] for b in ("val", "test")}
+    out["train"] = np.concatenate([scale_free(f[cols]).to_numpy()[rows]
+                                   for f, rows in train_parts(df, splits)])
+    return out
 
 
 def _select(make, grid, X, splits, base_rate, collapse):
@@ -116,10 +131,17 @@ def cache_key(df: pd.DataFrame, splits: Splits, *, evaluate_test: bool, seed: in
     """Identity of a baseline run: the rows and labels it reads (no test row unless
     ``evaluate_test``), the settings, and the source of this module and of the metrics."""
     blocks = ("train", "val", "test") if evaluate_test else ("train", "val")
-    last = max(int(splits.block(b).ends.max()) for b in blocks if len(splits.block(b).ends))
     h = hashlib.sha256()
     cols = stored_columns(df, splits)
+    parts = train_parts(df, splits)
+    last = max([int(splits.block(b).ends.max()) for b in blocks[1:] if len(splits.block(b).ends)]
+               + [int(rows.max()) for f, rows in parts if f is df and len(rows)])
     h.update(pd.util.hash_pandas_object(df[cols].iloc[: last + 1]).to_numpy().tobytes())
+    for f, rows in parts:  # a pooled series: the rows its training windows read
+        if f is not df:
+            h.update(pd.util.hash_pandas_object(f[cols].iloc[: int(rows.max()) + 1])
+                     .to_numpy().tobytes())
+            h.update(np.ascontiguousarray(rows).tobytes())
     for b in blocks:
         h.update(np.ascontiguousarray(splits.block(b).y).tobytes())
         h.update(np.ascontiguousarray(splits.block(b).ends).tobytes())

@@ -1,9 +1,12 @@
-"""Sweep cells (parameter budget x horizon) and where their studies live.
+"""Sweep cells (parameter budget x horizon, or budget x data size x horizon) and where their
+studies live.
 
-A cell is named ``<budget>-h<horizon>`` and owns ``outputs/sweeps/<sweep>/<cell>/``. All cells of a
-sweep share one Optuna storage: a SQLite file per sweep (``outputs/sweeps/<sweep>/optuna.db``) or
-the URL in the ``OPTUNA_STORAGE`` environment variable (PostgreSQL for several machines). The URL
-is never written to records; its password is masked in every line shown (:func:`mask_url`).
+A cell is named ``<budget>-h<horizon>`` (``<budget>-<data>-h<horizon>`` in a sweep with a data
+axis, e.g. ``100k-d1k-h1``: :mod:`lib.data_axis`) and owns ``outputs/sweeps/<sweep>/<cell>/``.
+All cells of a sweep share one Optuna storage: a SQLite file per sweep
+(``outputs/sweeps/<sweep>/optuna.db``) or the URL in the ``OPTUNA_STORAGE`` environment variable
+(PostgreSQL for several machines). The URL is never written to records; its password is masked
+in every line shown (:func:`mask_url`).
 """
 
 from __future__ import annotations
@@ -25,15 +28,20 @@ class StorageError(RuntimeError):
 
 @dataclass(frozen=True)
 class Cell:
-    """One grid cell of a sweep: a parameter budget and a horizon."""
+    """One grid cell of a sweep: a parameter budget, a horizon and (with a data axis) a data
+    size."""
 
     sweep: str  # sweep name (params/sweeps/<sweep>.yaml)
     budget: str  # parameter budget target, e.g. "2M"
     horizon: int  # trading days ahead
+    data: str = ""  # data size id (``d1k``) of a sweep with data_sizes; "": all history
 
     @property
     def id(self) -> str:
-        """``<budget>-h<horizon>``, e.g. ``100k-h1``."""
+        """``<budget>-h<horizon>`` (``100k-h1``), or ``<budget>-<data>-h<horizon>``
+        (``100k-d1k-h1``) with a data size."""
+        if self.data:
+            return f"{self.budget}-{self.data}-h{self.horizon}"
         return f"{self.budget}-h{self.horizon}"
 
     @property
@@ -53,13 +61,36 @@ class Cell:
 
     def as_dict(self) -> dict:
         """The cell as written into records."""
-        return {"id": self.id, "sweep": self.name, "budget": self.budget,
-                "budget_n": parse_budget(self.budget), "horizon": self.horizon}
+        out = {"id": self.id, "sweep": self.name, "budget": self.budget,
+               "budget_n": parse_budget(self.budget), "horizon": self.horizon}
+        return dict(out, data=self.data) if self.data else out
+
+
+def data_ids(cfg: SweepConfig) -> list[str]:
+    """The sweep's data size ids in file order; ``[""]`` for a two-axis sweep."""
+    from .data_axis import size_id
+
+    return [size_id(s) for s in cfg.data_sizes] or [""]
 
 
 def cells(sweep: str, cfg: SweepConfig) -> list[Cell]:
-    """Every cell of the sweep, budgets outer, horizons inner."""
-    return [Cell(sweep, b, h) for b in cfg.budgets for h in cfg.horizons]
+    """Every cell of the sweep: budgets outer, data sizes, horizons inner."""
+    return [Cell(sweep, b, h, d) for b in cfg.budgets for d in data_ids(cfg)
+            for h in cfg.horizons]
+
+
+def check_cell(cell: Cell, cfg: SweepConfig) -> Cell:
+    """``cell`` if its data size fits the sweep (one of its data_sizes, or none in a two-axis
+    sweep); a ConfigError naming the sweep's data sizes otherwise."""
+    from .config import ConfigError
+
+    ids = data_ids(cfg)
+    if cell.data not in ids:
+        want = "no data size (the sweep has no data_sizes)" if ids == [""] else \
+            f"one of {', '.join(ids)}"
+        raise ConfigError(f"cell {cell.id}: data size {cell.data or 'none'!r} does not fit sweep "
+                          f"'{cell.name}', which needs {want}")
+    return cell
 
 
 def mask_url(url: str) -> str:

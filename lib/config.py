@@ -35,6 +35,20 @@ class DataConfig:
 
 
 @dataclass
+class DataSizeConfig:
+    """One level of the data axis (``data_sizes`` in a sweep file): how much training history,
+    and from which series. Validation and test blocks are the target's and never change."""
+
+    id: str = ""  # the cell label (``d4k`` in ``100k-d4k-h1``); default from the fields below
+    windows: int | None = None  # the most recent k training windows of each series; None: all
+    years: float | None = None  # only windows whose day t lies in the last k years before the
+    #                            validation block; None: all
+    pool: list[str] = field(default_factory=list)  # other tickers (from data.tickers) whose
+    #                                                training windows join the target's, each
+    #                                                labelled from its own prices
+
+
+@dataclass
 class SplitConfig:
     """Labels (threshold, kind), window length, date blocks and canaries."""
 
@@ -178,10 +192,12 @@ class AblationConfig:
 
 @dataclass
 class SweepConfig:
-    """A whole sweep file: the grid of budgets x horizons and every section."""
+    """A whole sweep file: the grid of budgets (x data sizes) x horizons and every section."""
 
     budgets: list[str] = field(default_factory=lambda: ["100k"])  # parameter budget targets
     horizons: list[int] = field(default_factory=lambda: [1, 3, 5])  # trading days ahead
+    data_sizes: list[DataSizeConfig] = field(default_factory=list)  # the data axis; empty: a
+    #                                                                  two-axis sweep, all history
     data: DataConfig = field(default_factory=DataConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     model: ModelConfig = field(default_factory=ModelConfig)  # fixed parts (patching, tokenizer)

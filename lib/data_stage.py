@@ -9,25 +9,32 @@ from __future__ import annotations
 import papermill as pm
 
 from . import notebook, paths
-from .config import SweepConfig
+from .cells import Cell, data_ids
+from .config import DataConfig, SweepConfig
+from .data_axis import cell_splits, pool_config, pooled_tickers
 from .dataset import DatasetMissing, check_request, load_dataset
 from .sources import DataError
-from .splits import make_splits
 
 KNOWN_ERRORS = ("DataError", "DatasetMissing", "ConfigError", "SplitError", "BudgetError")
 
 
 def ensure_data(cfg: SweepConfig) -> None:
-    """The sweep's dataset, exactly as its data section asks: built by the data notebook when
-    missing; an existing dataset of that name built from another request (source, tickers, CSV
-    folder or content, dates, feature set, feature code) or with a bad checksum is an error
-    that shows both, never reused silently."""
+    """The sweep's dataset, exactly as its data section asks, and one per ticker its data axis
+    pools (:func:`lib.data_axis.pool_config`): built by the data notebook when missing; an
+    existing dataset of that name built from another request (source, tickers, CSV folder or
+    content, dates, feature set, feature code) or with a bad checksum is an error that shows
+    both, never reused silently."""
+    for d in [cfg.data, *[pool_config(cfg.data, t) for t in pooled_tickers(cfg)]]:
+        ensure_dataset(cfg, d)
+
+
+def ensure_dataset(cfg: SweepConfig, d: DataConfig) -> None:
+    """One dataset (:func:`ensure_data`)."""
     try:
-        check_request(cfg.data)
+        check_request(d)
         return
     except DatasetMissing:
         pass
-    d = cfg.data
     out = paths.OUTPUTS / "data_prep" / f"01_data_prep_{d.name}.ipynb"
     print(f"dataset '{d.name}' missing: running notebooks/01_data_prep.ipynb -> "
           f"{paths.rel(out)}", flush=True)
@@ -41,12 +48,13 @@ def ensure_data(cfg: SweepConfig) -> None:
         if e.ename in KNOWN_ERRORS:  # a bad input: its own message, the notebook keeps the rest
             raise DataError(f"{e.evalue} (data notebook: {paths.rel(out)})") from None
         raise
-    check_request(cfg.data)
+    check_request(d)
 
 
 def check_splits(cfg: SweepConfig) -> None:
-    """Blocks inside the data with enough windows for every horizon: a SplitError now, before
-    any study is created, rather than when a cell runs."""
-    df, _ = load_dataset(cfg.data.name)
+    """Blocks inside the data with enough windows for every horizon and every data size: a
+    SplitError now, before any study is created, rather than when a cell runs."""
+    df, manifest = load_dataset(cfg.data.name)
     for h in cfg.horizons:
-        make_splits(df, cfg.split, horizon=h)
+        for d in data_ids(cfg):
+            cell_splits(cfg, Cell("check", cfg.budgets[0], h, d), df, manifest)

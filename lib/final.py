@@ -24,15 +24,15 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
-from . import dataset as ds
 from . import paths, records
 from .baselines import cached_baselines
 from .budget import base_model, budget_grid
 from .cells import Cell, cells, open_storage, storage_url
 from .config import ConfigError, SweepConfig
+from .data_axis import cell_splits
 from .metrics import evaluate, fast_metrics, sigmoid
 from .provenance import now_iso, read_json, write_json
-from .splits import make_splits, walk_forward
+from .splits import walk_forward
 from .stats import (
     block_length,
     bootstrap_p,
@@ -42,7 +42,7 @@ from .stats import (
 )
 from .sweepfile import load_sweep
 from .trainer import predict_logits
-from .trial import arch_record, build, compute_record, fit, fit_many
+from .trial import arch_record, build, compute_record, fit, fit_many, passes_per_epoch
 
 METRICS = ("auc", "logloss", "skill", "skill_own", "brier", "precision", "recall", "f1",
            "spread")
@@ -167,8 +167,7 @@ def run_final(cell: Cell, cfg: SweepConfig, threads: int | None = None) -> dict:
     seeds = final_seeds(cfg)
     if state.get("seeds") != seeds:  # another seed list (or an older file): start again
         state = {}
-    df, manifest = ds.load_dataset(cfg.data.name)
-    splits = make_splits(df, cfg.split, horizon=cell.horizon)
+    df, manifest, splits = cell_splits(cfg, cell)
     base = float(splits.train.y.mean())
     y_test = splits.test.y
     grid = {a.id: a for a in budget_grid(cell.budget, base_model(cfg, len(splits.columns)),
@@ -201,7 +200,8 @@ def run_final(cell: Cell, cfg: SweepConfig, threads: int | None = None) -> dict:
                     "best_epoch": result.best_epoch, "seconds": result.seconds,
                     "trained_together": len(group),
                     "compute": compute_record(built[0][1], len(splits.train.y),
-                                              len(result.curve), result.seconds / len(group)),
+                                              len(result.curve), result.seconds / len(group),
+                                              passes_per_epoch(splits)),
                     "p_test": p.tolist(),
                     "finished_at": time.time(), "learning_curve": result.curve}
             state["updated"] = now_iso()

@@ -19,7 +19,7 @@ from . import records
 from .budget import Arch
 from .provenance import code_version, now_iso
 from .trainer import DivergenceError
-from .trial import arch_record, build, check_resolved, compute_record, fit
+from .trial import arch_record, build, check_resolved, compute_record, fit, passes_per_epoch
 
 
 class SurplusTrial(RuntimeError):
@@ -101,7 +101,8 @@ def objective(trial: optuna.Trial, run) -> float:
     def finish(extra: dict) -> None:
         seconds = time.time() - t0
         rec = {**base, "learning_curve": curve, "seconds": seconds,
-               "compute": compute_record(mcfg, len(splits.train.y), len(curve), seconds),
+               "compute": compute_record(mcfg, len(splits.train.y), len(curve), seconds,
+                                          passes_per_epoch(splits)),
                "hardware": run.telemetry.summary(since=t0), **extra}
         trial.set_user_attr("record", rec)
 

@@ -36,10 +36,11 @@ from .cells import (
     storage_url,
 )
 from .config import SweepConfig
+from .data_axis import cell_splits
 from .memory import memory_estimate
 from .objective import ArchitectureUnavailable, SurplusTrial, objective
 from .provenance import now_iso
-from .splits import Splits, make_splits
+from .splits import Splits
 from .study import create_study, n_inputs
 from .sweepfile import load_sweep
 from .trainer import DivergenceError
@@ -84,8 +85,7 @@ def prepare_cell(cell: Cell, cfg: SweepConfig, *, threads: int | None = None,
         log(f"preflight warning: {w}")
     hardware.write_preflight(report, cell.dir / "preflight.json")
     archs = [a for a in archs_all if a.id in set(report["architectures"])]
-    df, manifest = ds.load_dataset(cfg.data.name)
-    splits = make_splits(df, cfg.split, horizon=cell.horizon)
+    df, manifest, splits = cell_splits(cfg, cell)
     baselines = cached_baselines(df, splits, paths.BASELINE_CACHE, seed=cfg.train.seed,
                                  collapse_spread=cfg.train.collapse_spread)
     return Prepared(archs_all, archs, report, df, manifest, splits, baselines)

@@ -31,7 +31,7 @@ from pathlib import Path
 from . import dataset as ds
 from . import hardware, notebook, paths
 from .budget import BudgetError, parse_budget
-from .cells import Cell, StorageError, cells, storage_url
+from .cells import Cell, StorageError, cells, data_ids, storage_url
 from .config import ConfigError, SweepConfig
 from .data_stage import check_splits, ensure_data
 from .final import final_cells
@@ -64,7 +64,8 @@ def run_cell_notebook(cell: Cell, threads: int, workers: int, sweep_file: str,
     try:
         notebook.execute(paths.NOTEBOOKS / "03_hpo_sweep.ipynb", out, {
             "sweep": sweep_file, "budget": cell.budget, "horizon": cell.horizon,
-            "n_trials": 0, "workers": workers, "threads": threads}, kernel=kernel)
+            "data_size": cell.data, "n_trials": 0, "workers": workers, "threads": threads},
+            kernel=kernel)
     except Exception as e:  # papermill raises PapermillExecutionError with the cell's error
         status = "failed"
         if getattr(e, "ename", None):  # the cell's own error, without papermill's wrapper
@@ -103,7 +104,7 @@ def run(sweep: str, jobs: int | None = None, force: bool = False, workers: int =
         todo = init_studies(sweep, name, cfg, force)
         threads = hardware.threads_per_job(cfg.jobs_threads, jobs)
         hardware.limit_threads(threads)
-        say(f"sweep '{name}': {len(todo)} of {len(cfg.budgets) * len(cfg.horizons)} cells to "
+        say(f"sweep '{name}': {len(todo)} of {len(cells(name, cfg))} cells to "
              f"run, {jobs} at a time, {threads} torch thread(s) each")
         results: dict[str, dict] = {}
         # one long-lived kernel per job slot runs that slot's cells in turn (notebook.Kernel)
@@ -161,8 +162,18 @@ def init_studies(sweep: str, name: str, cfg: SweepConfig, force: bool) -> list[C
             todo.append(cell)
     # largest budgets first: the slots then finish together instead of one slot running the
     # biggest cell alone at the end (longest-processing-time-first scheduling)
-    todo.sort(key=lambda c: -parse_budget(c.budget))
+    todo.sort(key=lambda c: cost_rank(c, cfg))
     return todo
+
+
+def cost_rank(cell: Cell, cfg: SweepConfig) -> tuple:
+    """Sort key putting the costliest cells first: larger budgets, then larger data sizes
+    (more pooled series, then more history; a level without a cap counts as the most)."""
+    order = data_ids(cfg)
+    size = cfg.data_sizes[order.index(cell.data)] if cell.data else None
+    weight = (0, 0.0) if size is None else (
+        len(size.pool), float(size.windows or size.years or float("inf")))
+    return (-parse_budget(cell.budget), tuple(-w for w in weight))
 
 
 def run_cells(sweep: str, todo: list[Cell], kernels: list[notebook.Kernel], threads: int,
@@ -218,7 +229,7 @@ def run_finals(sweep: str, name: str, cfg: SweepConfig, jobs: int, threads: int,
     largest budgets first, so the slots finish together. A failure is marked in ``results``;
     returns the cells it evaluated."""
     finals = [c for c in cells(sweep, cfg) if force or not final_done(c)]
-    finals.sort(key=lambda c: -parse_budget(c.budget))
+    finals.sort(key=lambda c: cost_rank(c, cfg))
     if not finals:
         return finals
     claims = paths.SWEEPS / name / ".final_claims"

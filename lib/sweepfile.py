@@ -17,6 +17,7 @@ import yaml
 from . import paths
 from .budget import BudgetError, base_model, budget_grid, parse_budget
 from .config import NORMS, ConfigError, SplitConfig, SweepConfig, from_dict
+from .data_axis import validate_sizes
 from .features import FEATURE_SETS, columns_of
 from .splits import feature_columns
 
@@ -131,6 +132,7 @@ def validate_sweep(cfg: SweepConfig, where: Any = "sweep") -> None:
         raise bad("analysis.min_budgets_with_c", "a law with an asymptote has 3 parameters and "
                   "needs at least 4 budgets (5 recommended)")
     _validate_data(cfg, bad)
+    validate_sizes(cfg, bad)
 
 
 def _validate_split(sp: SplitConfig, bad) -> None:

@@ -85,8 +85,18 @@ def fit_many(cfg: SweepConfig, splits: Splits, models: list[PatchTST], params: d
              callback: Callable | None = None) -> list[TrainResult]:
     """:func:`fit` for models of one configuration with ``seeds``, trained together
     (:func:`lib.trainer.train_many`: each result equals its own :func:`fit`)."""
-    return train_many(models, splits.train.X, splits.train.y, splits.val.X, splits.val.y,
+    r = passes_per_epoch(splits)
+    X, y = splits.train.X, splits.train.y
+    if r > 1:  # a small data level's epoch: r passes, shuffled as one set (lib.data_axis)
+        X, y = np.concatenate([X] * r), np.concatenate([y] * r)
+    return train_many(models, X, y, splits.val.X, splits.val.y,
                       train_config(cfg, params, seeds[0], threads), seeds, callback)
+
+
+def passes_per_epoch(splits: Splits) -> int:
+    """Passes over the training windows in one epoch: 1, or a small data level's
+    ``passes_per_epoch`` (:mod:`lib.data_axis`)."""
+    return int((getattr(splits.stats, "data", None) or {}).get("passes_per_epoch", 1))
 
 
 def arch_record(arch: Arch, mcfg: ModelConfig, model) -> tuple[dict, dict]:
@@ -101,16 +111,18 @@ def arch_record(arch: Arch, mcfg: ModelConfig, model) -> tuple[dict, dict]:
                 n_features=mcfg.n_features), n_params
 
 
-def compute_record(mcfg: ModelConfig, n_train: int, epochs: int, seconds: float) -> dict:
+def compute_record(mcfg: ModelConfig, n_train: int, epochs: int, seconds: float,
+                   passes: int = 1) -> dict:
     """What a training run cost: windows seen (``epochs`` passes over the ``n_train`` training
     windows), tokens seen, training FLOPs (the model's analytic forward + backward FLOPs per
     window, :func:`lib.model.flops_per_sample`, times windows seen) and wall time. The data size
     D is the training block: windows, and tokens (patch tokens per window, every channel for the
-    channel-independent tokenizer)."""
+    channel-independent tokenizer). An epoch of a small data level is ``passes`` passes."""
     tokens = n_tokens(mcfg) * (mcfg.n_features if mcfg.tokenizer == "independent" else 1)
     per_window = flops_per_sample(mcfg, training=True)
+    seen = epochs * passes * n_train
     return {"train_windows": n_train, "train_tokens": n_train * tokens,
-            "tokens_per_window": tokens, "epochs": epochs, "windows_seen": epochs * n_train,
-            "tokens_seen": epochs * n_train * tokens, "flops_per_window": per_window,
-            "train_flops": per_window * epochs * n_train, "wall_s": seconds,
+            "tokens_per_window": tokens, "epochs": epochs, "passes_per_epoch": passes,
+            "windows_seen": seen, "tokens_seen": seen * tokens, "flops_per_window": per_window,
+            "train_flops": per_window * seen, "wall_s": seconds,
             "flops_method": "analytic matmul FLOPs, training = 3x forward (lib.model)"}

@@ -182,7 +182,7 @@ def regenerate(name: str) -> int:
     import optuna
 
     from .baselines import cached_baselines
-    from .splits import make_splits
+    from .data_axis import cell_splits
 
     cfg = load_sweep(name)
     storage = open_storage(storage_url(Path(name).stem))
@@ -194,8 +194,8 @@ def regenerate(name: str) -> int:
             continue
         n = records.regenerate(cell.dir, study, cell.as_dict())
         if df is None:
-            df, _ = ds.load_dataset(cfg.data.name)
-        splits = make_splits(df, cfg.split, horizon=cell.horizon)
+            df, manifest = ds.load_dataset(cfg.data.name)
+        _, _, splits = cell_splits(cfg, cell, df, manifest)
         baselines = cached_baselines(df, splits, paths.BASELINE_CACHE, seed=cfg.train.seed,
                                      collapse_spread=cfg.train.collapse_spread)
         records.study_summary(cell.dir, study, cell.as_dict(), baselines)
