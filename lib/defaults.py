@@ -52,10 +52,12 @@ def notebook_defaults() -> dict[str, dict]:
             "smoke": False},
         "03_hpo_sweep": {
             "sweep": "default", "budget": TRIAL_BUDGET, "horizon": cfg.horizons[0],
-            "n_trials": 0, "workers": 1, "threads": 0, "smoke": False},
+            "data_size": "", "n_trials": 0, "workers": 1, "threads": 0, "smoke": False},
         "04_scaling_report": {
             "sweep": "default", "measure": "test_logloss", "resamples": 0, "smoke": False},
         "05_input_ablation": {"sweep": "inputs", "jobs": 0, "smoke": False},
+        "06_joint_scaling": {
+            "sweep": "scaling_nd", "measure": "test_logloss", "resamples": 0, "smoke": False},
     }
 
 

@@ -65,6 +65,8 @@ def write_index() -> Path:
         links = []
         if (d / "scaling_report.html").exists():
             links.append(f'<a href="{d.name}/scaling_report.html">scaling report</a>')
+        if (d / "joint_scaling.html").exists():
+            links.append(f'<a href="{d.name}/joint_scaling.html">joint N x D report</a>')
         if (d / "ablation.html").exists():
             links.append(f'<a href="{d.name}/ablation.html">input ablation</a>')
         last = _read(paths.SWEEPS / d.name / "last_run.json")
@@ -72,7 +74,8 @@ def write_index() -> Path:
             links.append(f"last run {last['wall_s'] / 60:.1f} min")
         parts.append("<p>" + " | ".join(links or ["no summary report yet"]) + "</p>")
         cells = [p for p in sorted(d.glob("*.html"))
-                 if p.name not in ("scaling_report.html", "ablation.html")]
+                 if p.name not in ("scaling_report.html", "ablation.html",
+                                   "joint_scaling.html")]
         parts.append(_table([_cell_row(d.name, p) for p in cells]))
     trials = sorted((root / "trials").glob("*.html"))
     if trials:

@@ -51,6 +51,20 @@ def load_finals(sweep: str, cfg: SweepConfig) -> list[dict]:
     return out
 
 
+def largest_data(finals: list[dict]) -> list[dict]:
+    """The cells the one-factor analysis in N reads: all of them in a two-axis sweep; with a data
+    axis, per horizon those of the data size with the most training windows (the joint N x D
+    analysis, notebooks/06_joint_scaling, reads every cell)."""
+    if not any(s["cell"].get("data") for s in finals):
+        return finals
+    most: dict[int, tuple[int, str]] = {}
+    for s in finals:
+        d = (s["split"].get("data") or {}).get("windows", 0), s["cell"].get("data", "")
+        h = s["cell"]["horizon"]
+        most[h] = max(most.get(h, d), d)
+    return [s for s in finals if s["cell"].get("data", "") == most[s["cell"]["horizon"]][1]]
+
+
 def _best(state: dict) -> dict:
     return min(state["configs"].values(), key=lambda c: c["rank"])
 
@@ -78,9 +92,12 @@ def results_table(finals: list[dict]) -> pd.DataFrame:
         b = _best(s)
         agg, bl, cmp_ = b["aggregate"], s["baselines"], s["comparisons"]
         eff, iv = s.get("effort") or {}, s.get("interval") or {}
+        data = s["split"].get("data") or {}
         rows.append({
             "cell": s["cell"]["id"], "budget": s["cell"]["budget"],
-            "horizon": s["cell"]["horizon"], "arch": b["arch"]["id"],
+            "horizon": s["cell"]["horizon"], "data": s["cell"].get("data", ""),
+            "D_windows": data.get("windows", s["split"]["train"]["n_windows"]),
+            "D_tokens": data.get("tokens"), "arch": b["arch"]["id"],
             "feature_set": (s.get("dataset") or {}).get("feature_set"),
             "norm": b["arch"].get("norm", "revin"),
             "n_params": b["n_params"]["measured"],

@@ -254,9 +254,11 @@ def run_finals(sweep: str, name: str, cfg: SweepConfig, jobs: int, threads: int,
 
 def run_report(sweep: str, name: str, kernel: notebook.Kernel, changed: bool) -> int:
     """The scaling report when anything changed or it is missing or torn; its exit status."""
-    html = paths.REPORTS / name / "scaling_report.html"
-    if changed or not notebook.is_complete(
-            paths.SWEEPS / name / "04_scaling_report.ipynb") or not html.exists():
+    wanted = [("04_scaling_report.ipynb", "scaling_report.html")]
+    if load_sweep(sweep).data_sizes:
+        wanted.append(("06_joint_scaling.ipynb", "joint_scaling.html"))
+    if changed or any(not notebook.is_complete(paths.SWEEPS / name / nb)
+                      or not (paths.REPORTS / name / html).exists() for nb, html in wanted):
         return make_report(sweep, kernel=kernel)
     return 0
 
@@ -283,23 +285,35 @@ def summarise(sweep: str, name: str, cfg: SweepConfig, results: dict, t0: float,
 
 
 def make_report(sweep: str, kernel: notebook.Kernel | None = None) -> int:
-    """Execute and render the scaling report notebook; 1 when it failed."""
+    """Execute and render the scaling report notebook, and for a sweep with a data axis the joint
+    N x D report; 1 when one failed."""
     name = Path(sweep).stem
-    out = paths.SWEEPS / name / "04_scaling_report.ipynb"
-    html = paths.REPORTS / name / "scaling_report.html"
+    rc = render(sweep, "04_scaling_report.ipynb", paths.REPORTS / name / "scaling_report.html",
+                kernel)
+    if load_sweep(sweep).data_sizes:  # the joint N x D analysis of a sweep with a data axis
+        rc |= render(sweep, "06_joint_scaling.ipynb", paths.REPORTS / name / "joint_scaling.html",
+                     kernel)
+    from .index import write_index
+
+    say(f"index of every report: {paths.rel(write_index())}")
+    return rc
+
+
+def render(sweep: str, notebook_name: str, html: Path,
+           kernel: notebook.Kernel | None = None) -> int:
+    """Execute a report notebook for ``sweep`` (executed copy in the sweep's folder) and render
+    it to ``html``, even when it failed; 1 when it failed."""
+    out = paths.SWEEPS / Path(sweep).stem / notebook_name
     try:
-        notebook.execute(paths.NOTEBOOKS / "04_scaling_report.ipynb", out, {"sweep": sweep},
-                         kernel=kernel)
+        notebook.execute(paths.NOTEBOOKS / notebook_name, out, {"sweep": sweep}, kernel=kernel)
         rc = 0
     except Exception as e:
-        say(f"report failed: {type(e).__name__}: {str(e).strip().splitlines()[-1][:300]}")
+        say(f"report failed ({notebook_name}): {type(e).__name__}: "
+            f"{str(e).strip().splitlines()[-1][:300]}")
         rc = 1
     if out.exists():
         notebook.render_html(out, html)
         say(f"report: {paths.rel(html)}")
-    from .index import write_index
-
-    say(f"index of every report: {paths.rel(write_index())}")
     return rc
 
 
