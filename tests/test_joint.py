@@ -82,3 +82,62 @@ def test_too_few_points_or_one_data_size_are_refused():
         fit_joint([1e4, 1e5, 1e6, 1e4, 1e5, 1e6], [1e3] * 6, [1, 0.9, 0.8, 1, 0.9, 0.8])
     with pytest.raises(ValueError, match="cannot determine the 5 parameters"):
         fit_joint([1e4, 1e5, 1e4, 1e5], [1e3, 1e3, 1e4, 1e4], [1, 0.9, 0.8, 0.7])
+
+
+def test_the_frontier_spends_the_budget_and_its_band_holds_the_estimate():
+    from lib.joint_report import _frontier
+
+    N, D = grid()
+    point, reps = replicates(N, D, TRUE, 0.002)
+    fit, boot = fit_joint(N, D, point), bootstrap_joint(N, D, reps)
+    C = np.geomspace(1e9, 1e12, 7)
+    fr = _frontier(fit, boot, C)
+    assert np.allclose(6 * np.asarray(fr["N"]) * np.asarray(fr["D"]), C)
+    assert fr["n_draws"] > 0.9 * len(reps)
+    for k in ("N", "D"):
+        assert (np.asarray(fr[f"{k}_lo"]) <= np.asarray(fr[k]) * 1.0001).all()
+        assert (np.asarray(fr[k]) <= np.asarray(fr[f"{k}_hi"]) * 1.0001).all()
+
+
+def synthetic_finals(budgets=(1e4, 1e5, 1e6), windows=(500, 1000, 2000, 4000), days=600):
+    """Final evaluations of a budget x data grid scored on the same test days: predictions sharpen
+    with N and with D, and each cell's measured N differs a little from its budget (as a chosen
+    architecture's does)."""
+    rng = np.random.default_rng(0)
+    y = (rng.random(days) < 0.3).astype(float)
+    noise = rng.normal(0, 1, days)
+    finals = []
+    for b in budgets:
+        for j, w in enumerate(windows):
+            strength = 0.4 + 0.3 * np.log10(b / 1e4) + 0.2 * np.log2(w / 500)
+            seeds = {}
+            for k in range(3):
+                z = (np.log(0.3 / 0.7) + strength * (2 * y - 1) + 0.8 * noise
+                     + rng.normal(0, 0.2, days))
+                seeds[str(k)] = {"p_test": (1 / (1 + np.exp(-z))).tolist()}
+            n = int(b * (1 + 0.05 * j))
+            finals.append({
+                "cell": {"id": f"{b:g}-d{w}-h1", "budget": f"{b:g}", "budget_n": b, "horizon": 1,
+                         "data": f"d{w}"},
+                "split": {"data": {"windows": w, "tokens_per_window": 10},
+                          "train": {"n_windows": w}},
+                "y_test": y.tolist(), "interval": {"block_length": 3},
+                "configs": {"0": {"rank": 0, "seeds": seeds,
+                                  "n_params": {"measured": n, "measured_non_embedding": n}}}})
+    return finals
+
+
+def test_joint_fits_read_the_grid_and_fit_one_factor_laws_along_its_edges():
+    from lib.config import SweepConfig
+    from lib.joint_report import joint_fits
+
+    fits = joint_fits(synthetic_finals(), SweepConfig(), resamples=60)
+    e = fits[1]
+    assert len(e["N"]) == 12 and sorted(set(e["D_windows"])) == [500, 1000, 2000, 4000]
+    assert e["D"] == [w * 10 for w in e["D_windows"]]
+    one = e["one_factor"]
+    # in D at the largest budget: every data size, although measured N differs between them
+    assert one["D"]["x"] == [5000.0, 10000.0, 20000.0, 40000.0]
+    # in N at the largest data size: every budget
+    assert len(one["N"]["x"]) == 3
+    assert e["verdicts"]["beta"]["code"] == "scaling" and e["fit"]["beta"] > 0
