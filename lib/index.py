@@ -44,6 +44,24 @@ def _cell_row(sweep: str, report: Path) -> dict:
             "test AUC [95%]": auc}
 
 
+def cell_order(report: Path) -> tuple:
+    """Sort key of a cell's page: budget, data size (counts before 'all', then by name), horizon,
+    as the sweep lists them (``100k-d1k-h1`` after ``10k-dall-h5``), not alphabetically."""
+    from .budget import parse_budget
+
+    def count(text: str) -> tuple:
+        try:
+            return (0, parse_budget(text), "")
+        except ValueError:
+            return (1, 0, text)
+
+    parts = report.stem.split("-")
+    if len(parts) < 2 or not parts[-1].startswith("h") or not parts[-1][1:].isdigit():
+        return (1, (1, 0, report.stem), (1, 0, ""), 0)
+    data = parts[1][1:] if len(parts) == 3 else ""
+    return (0, count(parts[0]), count(data) if data else (0, 0, ""), int(parts[-1][1:]))
+
+
 def _table(rows: list[dict]) -> str:
     if not rows:
         return "<p>none yet</p>"
@@ -73,7 +91,7 @@ def write_index() -> Path:
         if last.get("wall_s"):
             links.append(f"last run {last['wall_s'] / 60:.1f} min")
         parts.append("<p>" + " | ".join(links or ["no summary report yet"]) + "</p>")
-        cells = [p for p in sorted(d.glob("*.html"))
+        cells = [p for p in sorted(d.glob("*.html"), key=cell_order)
                  if p.name not in ("scaling_report.html", "ablation.html",
                                    "joint_scaling.html")]
         parts.append(_table([_cell_row(d.name, p) for p in cells]))

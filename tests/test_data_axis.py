@@ -163,3 +163,15 @@ def test_bad_data_sizes_are_refused_by_name(sizes, key, message):
     cfg.final.walk_forward_folds = 2
     with pytest.raises(ConfigError, match="walk_forward_folds"):
         validate_sweep(cfg)
+
+
+def test_the_index_lists_cells_in_the_sweeps_order_not_alphabetically():
+    from pathlib import Path
+
+    from lib.index import cell_order
+
+    names = ["100k-d1k-h1", "10k-dallx2-h1", "10k-d500-h3", "10k-d2k-h1", "10k-dall-h1",
+             "10k-d500-h1", "100k-h1", "10k-h5"]
+    got = sorted(names, key=lambda n: cell_order(Path(f"{n}.html")))
+    assert got == ["10k-h5", "10k-d500-h1", "10k-d500-h3", "10k-d2k-h1", "10k-dall-h1",
+                   "10k-dallx2-h1", "100k-h1", "100k-d1k-h1"]
