@@ -41,6 +41,8 @@ class DataSizeConfig:
 
     id: str = ""  # the cell label (``d4k`` in ``100k-d4k-h1``); default from the fields below
     windows: int | None = None  # the most recent k training windows of each series; None: all
+    spread: bool = False  # with windows: k windows evenly spaced over the whole training block
+    #                       instead of the most recent k (the same regimes as all of it, less data)
     years: float | None = None  # only windows whose day t lies in the last k years before the
     #                            validation block; None: all
     pool: list[str] = field(default_factory=list)  # other tickers (from data.tickers) whose

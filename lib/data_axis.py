@@ -5,7 +5,9 @@ each level is a :class:`~lib.config.DataSizeConfig` and names the cells it makes
 (``100k-d1k-h1``). Two real ways to vary D, which combine:
 
 - **history length**: only the most recent ``windows`` training windows of each series, or only
-  the windows whose day t lies in the last ``years`` years before the validation block;
+  the windows whose day t lies in the last ``years`` years before the validation block; with
+  ``spread``, ``windows`` windows evenly spaced over the whole training block instead, which
+  separates the amount of data from the regime a recent history comes from;
 - **pooled series**: the training windows of the tickers in ``pool`` join the target's. Each pooled
   ticker has a dataset of its own (``<data.name>_<ticker>``, built by the data notebook with that
   ticker as target), so its features are computed from its own bars and its labels from its own
@@ -46,12 +48,13 @@ ID_PATTERN = re.compile(r"^d[A-Za-z0-9.]+$")
 
 
 def size_id(size: DataSizeConfig) -> str:
-    """The level's cell label: its own ``id``, else ``d<windows>`` (``d1k``), ``d<years>y``
-    (``d4y``) or ``dall``, with ``x<series>`` appended when tickers are pooled (``dallx2``)."""
+    """The level's cell label: its own ``id``, else ``d<windows>`` (``d1k``; ``d1ks`` spread),
+    ``d<years>y`` (``d4y``) or ``dall``, with ``x<series>`` appended when tickers are pooled
+    (``dallx2``)."""
     if size.id:
         return size.id
     if size.windows is not None:
-        base = f"d{fmt_count(size.windows)}"
+        base = f"d{fmt_count(size.windows)}" + ("s" if size.spread else "")
     elif size.years is not None:
         base = f"d{size.years:g}y"
     else:
@@ -94,6 +97,9 @@ def validate_sizes(cfg: SweepConfig, bad) -> None:
         seen[sid] = i
         if s.windows is not None and s.windows < 1:
             raise bad(f"{key}.windows", f"must be >= 1 training windows, got {s.windows}")
+        if s.spread and s.windows is None:
+            raise bad(f"{key}.spread", "spreads `windows` windows over the training block; give "
+                      "windows too")
         if s.years is not None and s.years <= 0:
             raise bad(f"{key}.years", f"must be > 0, got {s.years}")
         for t in s.pool:
@@ -145,7 +151,10 @@ def _keep(block: Block, size: DataSizeConfig, val_start: pd.Timestamp, ticker: s
             raise SplitError(f"data size '{data_id}' asks for {size.windows} training windows of "
                              f"{ticker} at horizon {horizon}; its training block has "
                              f"{len(idx)}: lower data_sizes.windows or pool more series")
-        idx = idx[len(idx) - size.windows:]
+        if size.spread:  # evenly spaced over the block: every regime, fewer windows
+            idx = idx[np.unique(np.round(np.linspace(0, len(idx) - 1, size.windows)).astype(int))]
+        else:
+            idx = idx[len(idx) - size.windows:]
     if not len(idx):
         raise SplitError(f"data size '{data_id}' leaves no training window of {ticker}")
     return idx
@@ -205,7 +214,8 @@ def apply_size(cfg: SweepConfig, df: pd.DataFrame, splits: Splits, data_id: str,
             "tokens_per_window": n_tokens_per_window,
             "tickers": {t: int(len(b.y)) for t, _, b in kept},
             "positive_rate": {t: float(b.y.mean()) for t, _, b in kept},
-            "history": {"windows": size.windows, "years": size.years},
+            "history": {"windows": size.windows, "years": size.years,
+                        "spread": size.spread},
             "pooled": list(size.pool), "target": cfg.data.target}
     stats = AxisSplitStats(**{k: getattr(splits.stats, k) for k in
                               ("horizon", "context_len", "threshold", "label", "canary", "val",

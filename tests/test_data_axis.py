@@ -175,3 +175,16 @@ def test_the_index_lists_cells_in_the_sweeps_order_not_alphabetically():
     got = sorted(names, key=lambda n: cell_order(Path(f"{n}.html")))
     assert got == ["10k-h5", "10k-d500-h1", "10k-d500-h3", "10k-d2k-h1", "10k-dall-h1",
                    "10k-dallx2-h1", "100k-h1", "100k-d1k-h1"]
+
+
+def test_spread_windows_cover_the_whole_history_evenly(root, real_df):
+    cfg = axis_cfg(DataSizeConfig(windows=500, spread=True))
+    full = make_splits(real_df, cfg.split, horizon=1)
+    _, _, sp = splits_of(cfg, "d500s", 1)
+    assert len(sp.train.y) == 500 == len(np.unique(sp.train.ends))
+    assert sp.train.ends[0] == full.train.ends[0] and sp.train.ends[-1] == full.train.ends[-1]
+    gaps = np.diff(sp.train.ends)
+    assert gaps.max() - gaps.min() <= 1  # evenly spaced
+    assert same_block(sp.val, full.val) and same_block(sp.test, full.test)
+    with pytest.raises(ConfigError, match="spread"):
+        validate_sweep(SweepConfig(budgets=["10k"], data_sizes=[DataSizeConfig(spread=True)]))
