@@ -35,7 +35,8 @@ def skill_heatmaps(results: pd.DataFrame, column: str = "test_skill_own") -> plt
                                          for c in cols], fontsize=8)
         ax.set_yticks(range(len(rows)), rows)
         ax.set_xlabel("data size (training windows)")
-        ax.set_ylabel("budget")
+        if ax is axes[0][0]:
+            ax.set_ylabel("budget")
         ax.set_title(f"h={h}: {column.replace('_', ' ')} (*: 95% interval excludes 0)",
                      fontsize=9)
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8)

@@ -213,9 +213,14 @@ def conclusions_nd(results: pd.DataFrame, fits: dict[int, dict]) -> list[str]:
         f"{r['data']} {r['train_positive_rate']:.3f}" for _, r in
         g.drop_duplicates("data").sort_values("D_windows").iterrows())
         for h, g in results.groupby("horizon"))
-    out.append(f"Training positive rate by data size: {rates}. A shorter history is a more "
-               f"recent one: part of any effect of D is the regime the windows come from, not "
-               f"only their number.")
+    if results["data_recent"].any():
+        why = ("A shorter history is a more recent one: part of any effect of D is the regime "
+               "the windows come from, not only their number (data sizes with spread: true hold "
+               "the regime fixed).")
+    else:
+        why = ("No data size here is a cut to the recent history (the smaller ones are spread "
+               "over the whole training block), so the regime is held fixed across D.")
+    out.append(f"Training positive rate by data size: {rates}. {why}")
     return out
 
 

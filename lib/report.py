@@ -51,6 +51,13 @@ def load_finals(sweep: str, cfg: SweepConfig) -> list[dict]:
     return out
 
 
+def recent_history(data: dict) -> bool:
+    """Whether a data size is a cut to the most recent history (``windows`` or ``years``, not
+    ``spread``): then a smaller size is also a later period."""
+    h = data.get("history") or {}
+    return bool((h.get("windows") or h.get("years")) and not h.get("spread"))
+
+
 def largest_data(finals: list[dict]) -> list[dict]:
     """The cells the one-factor analysis in N reads: all of them in a two-axis sweep; with a data
     axis, per horizon those of the data size with the most training windows (the joint N x D
@@ -98,6 +105,7 @@ def results_table(finals: list[dict]) -> pd.DataFrame:
             "horizon": s["cell"]["horizon"], "data": s["cell"].get("data", ""),
             "D_windows": data.get("windows", s["split"]["train"]["n_windows"]),
             "D_tokens": data.get("tokens"), "arch": b["arch"]["id"],
+            "data_recent": bool(data) and recent_history(data),
             "feature_set": (s.get("dataset") or {}).get("feature_set"),
             "norm": b["arch"].get("norm", "revin"),
             "n_params": b["n_params"]["measured"],

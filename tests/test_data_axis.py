@@ -188,3 +188,12 @@ def test_spread_windows_cover_the_whole_history_evenly(root, real_df):
     assert same_block(sp.val, full.val) and same_block(sp.test, full.test)
     with pytest.raises(ConfigError, match="spread"):
         validate_sweep(SweepConfig(budgets=["10k"], data_sizes=[DataSizeConfig(spread=True)]))
+
+
+def test_only_a_cut_to_the_recent_history_is_flagged_as_a_later_period():
+    from lib.report import recent_history
+
+    assert recent_history({"history": {"windows": 500, "years": None, "spread": False}})
+    assert recent_history({"history": {"windows": None, "years": 4.0, "spread": False}})
+    assert not recent_history({"history": {"windows": 500, "years": None, "spread": True}})
+    assert not recent_history({"history": {"windows": None, "years": None, "spread": False}})

@@ -72,4 +72,5 @@ def test_the_joint_report_is_rendered_with_its_fits(nd_run):
                      for o in c.get("outputs", []))
     assert "Horizon 1: joint law over" in text
     assert "validation chose" in text
+    assert "A shorter history is a more recent one" in text  # d400 is the last 400 windows
     assert "joint N x D report" in (root / "reports" / "index.html").read_text()
