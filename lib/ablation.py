@@ -142,6 +142,9 @@ def run(sweep: str, jobs: int | None = None, log=print) -> pd.DataFrame:
     if not cfg.ablation.feature_sets or not cfg.ablation.norms:
         raise ConfigError(f"{sweep}: the ablation section needs feature_sets and norms")
     name = Path(sweep).stem
+    if cfg.data_sizes:
+        log("note: the ablation trains every configuration on the whole history; the sweep's "
+            "data_sizes are not used")
     prepare(cfg)
     todo = [c for c in configurations(cfg)
             if not (record_path(name, *c).exists() and read_json(record_path(name, *c))
