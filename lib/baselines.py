@@ -77,7 +77,7 @@ def last_day_features(df: pd.DataFrame, splits: Splits) -> dict[str, np.ndarray]
     cols = stored_columns(df, splits)
     feats = scale_free(df[cols]).to_numpy()
     out = {b: feats[splits.block(b).ends] for b in ("val", "test")}
-    out["train"] = np.concatenate([scale_free(f[cols]).to_numpy()[rows]
+    out["train"] = np.concatenate([(feats if f is df else scale_free(f[cols]).to_numpy())[rows]
                                    for f, rows in train_parts(df, splits)])
     return out
 

@@ -41,7 +41,7 @@ import pandas as pd
 from . import dataset as ds
 from .budget import base_model, fmt_count
 from .config import DataConfig, DataSizeConfig, SweepConfig
-from .model import n_tokens
+from .model import window_tokens
 from .splits import Block, BlockStats, SplitError, Splits, SplitStats, make_splits
 
 ID_PATTERN = re.compile(r"^d[A-Za-z0-9.]+$")
@@ -181,8 +181,7 @@ def pooled_block(cfg: SweepConfig, ticker: str, target: Splits, horizon: int) ->
     return pdf, sp.train
 
 
-def apply_size(cfg: SweepConfig, df: pd.DataFrame, splits: Splits, data_id: str,
-               n_tokens_per_window: int | None = None) -> AxisSplits:
+def apply_size(cfg: SweepConfig, df: pd.DataFrame, splits: Splits, data_id: str) -> AxisSplits:
     """``splits`` (the target's, whole history) with the training block of level ``data_id``;
     validation and test are untouched."""
     size = size_of(cfg, data_id)
@@ -209,9 +208,9 @@ def apply_size(cfg: SweepConfig, df: pd.DataFrame, splits: Splits, data_id: str,
     # epoch range, patience and pruner then give each level as many optimizer steps, and a small
     # level is not also an under-trained one
     passes = max(1, int(round(len(splits.train.y) / n)))
+    per_window = window_tokens(base_model(cfg, len(splits.columns)))
     data = {"id": data_id, "windows": n, "passes_per_epoch": passes,
-            "tokens": None if n_tokens_per_window is None else n * n_tokens_per_window,
-            "tokens_per_window": n_tokens_per_window,
+            "tokens": n * per_window, "tokens_per_window": per_window,
             "tickers": {t: int(len(b.y)) for t, _, b in kept},
             "positive_rate": {t: float(b.y.mean()) for t, _, b in kept},
             "history": {"windows": size.windows, "years": size.years,
@@ -225,13 +224,6 @@ def apply_size(cfg: SweepConfig, df: pd.DataFrame, splits: Splits, data_id: str,
                       train_parts=[(t, f, b.ends) for t, f, b in kept] if size.pool else [])
 
 
-def tokens_per_window(cfg: SweepConfig, n_features: int) -> int:
-    """Patch tokens one window makes for the sweep's model (every channel's for the
-    channel-independent tokenizer)."""
-    m = base_model(cfg, n_features)
-    return n_tokens(m) * (n_features if m.tokenizer == "independent" else 1)
-
-
 def cell_splits(cfg: SweepConfig, cell, df: pd.DataFrame | None = None,
                 manifest: dict | None = None) -> tuple[pd.DataFrame, dict, Splits]:
     """The cell's dataset frame, manifest entry and splits: the target's blocks for the cell's
@@ -242,5 +234,4 @@ def cell_splits(cfg: SweepConfig, cell, df: pd.DataFrame | None = None,
     splits = make_splits(df, cfg.split, horizon=cell.horizon)
     if not getattr(cell, "data", ""):
         return df, manifest, splits
-    return df, manifest, apply_size(cfg, df, splits, cell.data,
-                                    tokens_per_window(cfg, len(splits.columns)))
+    return df, manifest, apply_size(cfg, df, splits, cell.data)

@@ -216,6 +216,12 @@ def n_tokens(cfg: ModelConfig) -> int:
     return n_patches(cfg) + (1 if cfg.norm == "revin_stats" else 0)
 
 
+def window_tokens(cfg: ModelConfig) -> int:
+    """Tokens one input window makes: every channel's for the channel-independent tokenizer (the
+    D of a scaling law counted in tokens)."""
+    return n_tokens(cfg) * (cfg.n_features if cfg.tokenizer == "independent" else 1)
+
+
 class PatchTST(nn.Module):
     """PatchTST-style classifier: normalise, patch (end padding), encode, one logit each."""
 

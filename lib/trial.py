@@ -22,7 +22,7 @@ from .model import (
     fit_input_stats,
     flops_per_sample,
     measured_breakdown,
-    n_tokens,
+    window_tokens,
 )
 from .splits import Splits
 from .trainer import TrainResult, train_many
@@ -118,7 +118,7 @@ def compute_record(mcfg: ModelConfig, n_train: int, epochs: int, seconds: float,
     window, :func:`lib.model.flops_per_sample`, times windows seen) and wall time. The data size
     D is the training block: windows, and tokens (patch tokens per window, every channel for the
     channel-independent tokenizer). An epoch of a small data level is ``passes`` passes."""
-    tokens = n_tokens(mcfg) * (mcfg.n_features if mcfg.tokenizer == "independent" else 1)
+    tokens = window_tokens(mcfg)
     per_window = flops_per_sample(mcfg, training=True)
     seen = epochs * passes * n_train
     return {"train_windows": n_train, "train_tokens": n_train * tokens,
