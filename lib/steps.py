@@ -112,7 +112,8 @@ class TrainStep:
             total += loss.detach() * m
         if self.grad_clip > 0:
             if k == 1:
-                nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+                nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip,
+                                         foreach=self.device.type in ("cuda", "cpu"))
             else:
                 clip_per_model(self.model, self.grad_clip)
         self.optimizer.step()
@@ -123,11 +124,13 @@ class TrainStep:
 
 def make_step(model: nn.Module, cfg: TrainConfig, device: torch.device, total_steps: int,
               autocast: bool, forward: nn.Module | None = None) -> TrainStep:
-    """The step for ``cfg``: AdamW (fused on CUDA) over decayed and undecayed groups, linear
-    warm-up then cosine decay over ``total_steps``, BCE on logits (optional pos_weight)."""
+    """The step for ``cfg``: AdamW over decayed and undecayed groups, linear warm-up then cosine
+    decay over ``total_steps``, BCE on logits (optional pos_weight). AdamW is the fused kernel on
+    CUDA and on the CPU: a deep, narrow model has a hundred small parameter tensors, and the
+    one-tensor-at-a-time update cost up to a tenth of its step (``bench/NOTES.md`` section 11)."""
     schedule = WarmupCosine(int(round(cfg.warmup_frac * total_steps)), total_steps)
     optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr,
-                                  fused=device.type == "cuda")
+                                  fused=device.type in ("cuda", "cpu"))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     pos_weight = None if cfg.pos_weight is None else torch.tensor(cfg.pos_weight, device=device)
     return TrainStep(model, model if forward is None else forward, optimizer, scheduler,
