@@ -58,38 +58,65 @@ def evaluate(y: np.ndarray, p: np.ndarray, base_rate: float, collapse_spread: fl
     }
 
 
+def _sorted_ranks(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``p`` sorted, and the average rank (1-based, ties share their mean rank) of every element
+    of ``p`` in its original order: ``scipy.stats.rankdata``'s 'average' method without its
+    input handling, which cost half of each bootstrap replicate."""
+    n = len(p)
+    order = np.argsort(p, kind="mergesort")
+    ps = p[order]
+    first = np.empty(n, dtype=bool)
+    first[0] = True
+    np.not_equal(ps[1:], ps[:-1], out=first[1:])
+    group = np.cumsum(first) - 1  # tie group of each sorted element
+    bounds = np.append(np.flatnonzero(first), n)  # where each tie group starts, and n
+    ranks = np.empty(n)
+    ranks[order] = 0.5 * (bounds[group] + bounds[group + 1] + 1)
+    return ps, ranks
+
+
+def _percentile(ps: np.ndarray, q: float) -> float:
+    """``np.percentile(p, q)`` (linear method) from the sorted ``ps``, with numpy's own
+    interpolation formula, so both give the same number."""
+    pos = q / 100 * (len(ps) - 1)
+    lo = int(math.floor(pos))
+    hi = min(lo + 1, len(ps) - 1)
+    t = pos - lo
+    a, b = ps[lo], ps[hi]
+    return float(b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t)
+
+
 def fast_metrics(y: np.ndarray, p: np.ndarray, base_rate: float) -> dict:
     """AUC, log loss, both skills, Brier, precision, recall, F1 and spread exactly as
     :func:`evaluate` computes them, in plain numpy, for bootstrap loops: scikit-learn's input
     validation made each call ~20 ms, so a 300-resample interval cost 30 s per cell
-    (bench/NOTES.md). A test holds the two functions equal."""
-    from scipy.stats import rankdata
-
+    (bench/NOTES.md sections 7 and 11). One sort gives the AUC's ranks and the spread's
+    percentiles. A test holds the two functions equal."""
     y = np.asarray(y, dtype=int)
     p = np.clip(np.asarray(p, dtype=float), 1e-7, 1 - 1e-7)
-    ll = float(-np.mean(np.where(y == 1, np.log(p), np.log1p(-p))))
+    pos = y == 1
+    ll = float(-np.mean(np.where(pos, np.log(p), np.log1p(-p))))
     b = float(np.clip(base_rate, 1e-7, 1 - 1e-7))
-    ll0 = float(-np.mean(np.where(y == 1, math.log(b), math.log1p(-b))))
-    n_pos = int(y.sum())
+    ll0 = float(-np.mean(np.where(pos, math.log(b), math.log1p(-b))))
+    n_pos = int(pos.sum())
     own = min(max(n_pos / len(y), 1e-7), 1 - 1e-7)
     ll_own = -(n_pos * math.log(own) + (len(y) - n_pos) * math.log1p(-own)) / len(y)
     n_neg = len(y) - n_pos
+    ps, ranks = _sorted_ranks(p)
     auc = None
     if n_pos and n_neg:  # Mann-Whitney U with average ranks for ties = the ROC area
-        ranks = rankdata(p)
-        auc = float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+        auc = float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
     pred = p >= 0.5
-    tp = int(np.sum(pred & (y == 1)))
-    fp = int(np.sum(pred & (y == 0)))
+    tp = int(np.count_nonzero(pred & pos))
+    fp = int(np.count_nonzero(pred)) - tp
     fn = n_pos - tp
-    p5, p95 = np.percentile(p, [5, 95])
     return {"auc": auc, "logloss": ll, "skill": 1 - ll / ll0 if ll0 > 0 else None,
             "skill_own": 1 - ll / ll_own if ll_own > 0 else None,
             "brier": float(np.mean((p - y) ** 2)),
             "precision": tp / (tp + fp) if tp + fp else 0.0,
             "recall": tp / n_pos if n_pos else 0.0,
             "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0,
-            "spread": float(p95 - p5)}
+            "spread": _percentile(ps, 95) - _percentile(ps, 5)}
 
 
 def hanley_mcneil_se(auc: float, n_pos: int, n_neg: int) -> float:
