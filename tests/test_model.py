@@ -263,3 +263,30 @@ def test_training_statistics_are_computed_once_per_block_and_exactly():
     assert input_stats(X)[0] is mean  # cached: the same tensor, no second pass
     other = X * 2
     assert not torch.allclose(input_stats(other)[0], mean)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_dropout_is_inverted_dropout_on_its_own_noise(dtype):
+    """Dropout keeps an element where its noise u >= p and scales it by 1/(1-p), so the
+    expectation is unchanged; it reads its noise from the source the trainer sets, and is the
+    identity in evaluation or at p = 0. The mask is made from the noise in place (section 11 of
+    bench/NOTES.md), which must not change any of this."""
+    from lib.model import Dropout
+
+    p = 0.3
+    drop = Dropout(p).train()
+    x = torch.randn(4000, 8, dtype=dtype)
+    gen = torch.Generator().manual_seed(7)
+    drop.noise = lambda shape, device: torch.rand(shape, generator=gen)
+    y = drop(x)
+    u = torch.rand(x.shape, generator=torch.Generator().manual_seed(7)).to(dtype)
+    expected = torch.where(u >= p, x / (1 - p), torch.zeros((), dtype=dtype))
+    assert y.dtype == dtype
+    torch.testing.assert_close(y, expected, rtol=1e-6 if dtype == torch.float32 else 1e-14,
+                               atol=0)
+    kept = (y != 0).double().mean().item()
+    assert abs(kept - (1 - p)) < 0.01
+    ones = drop(torch.ones(200_000, dtype=dtype))
+    assert abs(ones.mean().item() - 1.0) < 0.01  # inverted dropout: the mean is kept
+    assert torch.equal(drop.eval()(x), x)
+    assert torch.equal(Dropout(0.0).train()(x), x)
