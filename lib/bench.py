@@ -10,7 +10,11 @@ CPU, mixed tokenizer): MFU >= 45% at about 2M parameters and >= 55% at about 20M
 ``--against COMMIT`` the trial loop of this checkout and of COMMIT side by side
 (:mod:`lib.sidebyside`).
 
-About 390 lines, on purpose: every benchmark of ``make bench`` and the table it prints in one file,
+Each training row also says where a step's time goes (:func:`time_split`): matrix products, the
+attention kernel and everything else, and the ceiling that split puts on any speed-up that leaves
+those two kernels as they are.
+
+About 450 lines, on purpose: every benchmark of ``make bench`` and the table it prints in one file,
 so that a reader sees what is measured next to how it is reported.
 """
 
@@ -91,6 +95,32 @@ class Timer:
             self.seconds = time.perf_counter() - self._t0
 
 
+MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")
+
+
+def time_split(step, n: int = 3) -> dict:
+    """Where ``n`` calls of ``step`` spend their time on the CPU: the self time of every operator
+    (``torch.profiler``) in matrix products (``MATMUL_OPS``), the attention kernel
+    (``scaled_dot_product_*``) and everything else (elementwise work, norms, dropout's noise,
+    copies, the optimizer), as shares. ``ceiling`` = 1 / (matmul + attention): how many times
+    faster the step could become if everything else took no time at all, the two kernels
+    unchanged. Python's own time between operators is not in the shares."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(n):
+            step()
+    parts = {"matmul": 0.0, "attention": 0.0, "other": 0.0}
+    for e in prof.key_averages():
+        part = ("matmul" if e.key in MATMUL_OPS else
+                "attention" if "scaled_dot_product" in e.key else "other")
+        parts[part] += e.self_cpu_time_total
+    total = sum(parts.values()) or 1.0
+    shares = {k: v / total for k, v in parts.items()}
+    kernels = shares["matmul"] + shares["attention"]
+    return {**shares, "ceiling": 1 / kernels if kernels else None}
+
+
 def train_throughput(cfg: ModelConfig, device: torch.device, batch: int = 64,
                      seconds: float = 3.0, min_steps: int = 2,
                      compile_backend: str = "off", members: int = 1) -> dict:
@@ -140,7 +170,9 @@ def train_throughput(cfg: ModelConfig, device: torch.device, batch: int = 64,
             step()
             steps += 1
     sps = steps * batch * members / timer.seconds
-    out = {"samples_per_s": sps, "steps": steps, "micro_batch": micro, "warmup_s": warmup_s,
+    # on CUDA the operators' CPU time says nothing about the kernels: not measured there
+    split = time_split(step) if device.type == "cpu" else None
+    out = {"samples_per_s": sps, "time_split": split, "steps": steps, "micro_batch": micro, "warmup_s": warmup_s,
            "models": members, "batch": batch,
            "timing": "cuda events" if device.type == "cuda" else "perf_counter",
            "model_flops_per_s": sps * flops_per_sample(cfg),
@@ -333,6 +365,15 @@ def run(quick: bool = False, sweep: bool = True, layouts: bool = True,
     return out
 
 
+def _split_cells(row: dict) -> str:
+    split = row.get("time_split")
+    if not split:
+        return f"{'-':>14} {'-':>7}"
+    shares = "/".join(f"{100 * split[k]:.0f}" for k in ("matmul", "attention", "other"))
+    ceiling = f"{split['ceiling']:.2f}x" if split["ceiling"] else "-"
+    return f"{shares:>14} {ceiling:>7}"
+
+
 def table(result: dict) -> str:
     """The benchmark result as the text ``make bench`` prints."""
     readings = " / ".join(f"{v / 1e9:.1f}" for v in result.get("matmul_readings_flops_per_s", []))
@@ -341,7 +382,7 @@ def table(result: dict) -> str:
              f"{readings}); dropout 0.1, global norm",
              f"{'budget':>6} {'tokenizer':>11} {'arch':>16} {'params':>7} {'models':>6} "
              f"{'batch':>5} {'samples/s':>10} {'GFLOP/s':>8} {'MFU':>6} {'vs 1':>5} {'micro':>5} "
-             f"{'peak MB':>8}"]
+             f"{'peak MB':>8} {'mm/attn/rest %':>14} {'ceiling':>7}"]
     for r in result["training"]:
         peak = r.get("cuda_peak_mb", r["process_max_rss_mb"])
         vs = f"{r['speedup_vs_alone']:.2f}x" if "speedup_vs_alone" in r else ""
@@ -349,9 +390,12 @@ def table(result: dict) -> str:
                      f"{fmt_count(r['n_params']):>7} {r.get('models', 1):>6} "
                      f"{r.get('batch', 64):>5} {r['samples_per_s']:>10.1f} "
                      f"{r['model_flops_per_s'] / 1e9:>8.1f} {r['mfu']:>6.1%} {vs:>5} "
-                     f"{r.get('micro_batch', 64):>5} {peak:>8.0f}")
+                     f"{r.get('micro_batch', 64):>5} {peak:>8.0f} {_split_cells(r)}")
     lines.append("models > 1: trained together as one stack (lib/ensemble.py); 'vs 1': samples/s "
                  "against the same model alone")
+    lines.append("mm/attn/rest: a step's operator time in matrix products, the attention kernel "
+                 "and the rest (elementwise, norms, noise, copies, optimizer); ceiling: the "
+                 "speed-up left if the rest took no time (not measured on CUDA)")
     lines.append("peak MB: " + (
         "CUDA max allocated" if result["device"].startswith("cuda") else
         "max RSS of one process, cumulative over the rows (quick mode)" if result["quick"] else
