@@ -98,8 +98,8 @@ test: setup ## run the tests, then every notebook in smoke mode under nbval
 	WORKBENCH_ROOT=$(TESTTMP)/root $(PY) -m pytest $(TESTTMP)/nb --nbval-lax -p no:cacheprovider \
 	  $(PYTEST_ARGS)
 
-lint: setup ## ruff over lib, tests and notebooks
-	$(VENV)/bin/ruff check lib tests notebooks
+lint: setup ## ruff over lib, tests, notebooks and bench scripts
+	$(VENV)/bin/ruff check lib tests notebooks bench
 
 clean: ## remove generated outputs and reports (never raw data or manifests)
 	find outputs reports -mindepth 1 ! -name .gitkeep -exec rm -rf {} +

@@ -172,8 +172,8 @@ def train_throughput(cfg: ModelConfig, device: torch.device, batch: int = 64,
     sps = steps * batch * members / timer.seconds
     # on CUDA the operators' CPU time says nothing about the kernels: not measured there
     split = time_split(step) if device.type == "cpu" else None
-    out = {"samples_per_s": sps, "time_split": split, "steps": steps, "micro_batch": micro, "warmup_s": warmup_s,
-           "models": members, "batch": batch,
+    out = {"samples_per_s": sps, "time_split": split, "steps": steps, "micro_batch": micro,
+           "warmup_s": warmup_s, "models": members, "batch": batch,
            "timing": "cuda events" if device.type == "cuda" else "perf_counter",
            "model_flops_per_s": sps * flops_per_sample(cfg),
            "process_max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
