@@ -5,6 +5,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -312,3 +313,16 @@ def test_rendered_reports_are_for_people(smoke_run):
     assert "Summary" in cell and " start arch=" not in cell and "Pre-flight checks" in cell
     index = (root / "reports" / "index.html").read_text()
     assert 'href="smoke/scaling_report.html"' in index and 'href="smoke/8k-h1.html"' in index
+
+
+def test_final_split_bounds_the_final_stage_on_a_finished_sweep(smoke_run):
+    """bench/final_split.py reads every cell's final.json, profiles its selected configuration
+    stacked as the final evaluation trains it, and states the ceiling (bench/NOTES.md §11)."""
+    root, _, _, env = smoke_run
+    r = subprocess.run([sys.executable, str(REPO / "bench/final_split.py"),
+                        "smoke"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    per_cell = [ln for ln in r.stdout.splitlines() if " stacked: step " in ln]
+    assert len(per_cell) == len(cells("smoke", load_sweep("smoke")))
+    ceiling = re.search(r"a step at most ([0-9.]+)x faster", r.stdout)
+    assert ceiling and float(ceiling.group(1)) > 1
