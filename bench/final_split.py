@@ -1,17 +1,19 @@
 """Where the final evaluation's training time goes, and the most any faster code could gain.
 
-For every cell of a finished sweep, its selected configuration's seeds are stacked as the final
-evaluation trains them (``final.together``), a few steps run on the cell's real training windows
-with 1 thread (as a job slot runs), and ``lib.bench.time_split`` splits a step's operator time into
-matrix products, the attention kernel and the rest. Weighted by the steps each cell trains (its
-recorded epochs), the result bounds the final stage's speed-up at equal work when the two kernels
-stay as they are. Usage (after ``make sweep``; it reads ``final.json`` of every cell):
+For every cell of a finished sweep, its selected configuration's first group of seeds is built as
+the final evaluation trains it (``final.together`` seeds stacked, ``lib.trainer.training_step``),
+a few steps run on the cell's real training windows with 1 thread (as a job slot runs), and
+``lib.bench.time_split`` splits a step's operator time into matrix products, the attention kernel
+and the rest. Weighted by each cell's training time (step time x the steps its seeds' records say
+they trained), the result bounds the final stage's speed-up at equal work when the two kernels stay
+as they are. Usage (after ``make sweep``; it reads ``final.json`` of every cell):
 
     .venv/bin/python bench/final_split.py [SWEEP]
 """
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from functools import partial
@@ -23,11 +25,9 @@ from lib.bench import time_split
 from lib.budget import base_model, budget_grid
 from lib.cells import cells
 from lib.data_axis import cell_splits
-from lib.ensemble import stack
-from lib.model import set_noise
 from lib.provenance import read_json
-from lib.steps import Noise, generators, make_step
 from lib.sweepfile import load_sweep
+from lib.trainer import training_step
 from lib.trial import build, train_config
 
 
@@ -43,12 +43,14 @@ def main(sweep: str = "default") -> None:
         _, _, splits = cell_splits(cfg, cell)
         grid = {a.id: a for a in budget_grid(cell.budget, base_model(cfg, len(splits.columns)),
                                              cfg.grid)}
-        models = [build(cfg, splits, grid[params["arch"]], params, s)[0] for s in seeds]
-        model = stack(models) if len(models) > 1 else models[0]
-        model.train()
-        set_noise(model, Noise([generators(s, cpu)[1] for s in seeds]))
-        step = make_step(model, train_config(cfg, params, seeds[0], 1), cpu, 10**6, False)
-        b, k = params["batch_size"], len(models)
+        size = cfg.final.together or len(seeds)
+        group = seeds[:size]
+        models = [build(cfg, splits, grid[params["arch"]], params, s)[0] for s in group]
+        b = params["batch_size"]
+        net, _, step, _, _ = training_step(models, train_config(cfg, params, group[0], 1), group,
+                                        cpu, 10**6, False)
+        net.train()
+        k = len(models)
         X = torch.as_tensor(splits.train.X[:b]).unsqueeze(0).expand(k, -1, -1, -1).contiguous()
         y = torch.as_tensor(splits.train.y[:b]).float().unsqueeze(0).expand(k, -1).contiguous()
         for _ in range(3):
@@ -58,8 +60,9 @@ def main(sweep: str = "default") -> None:
             step(X, y, b)
         seconds = (time.perf_counter() - t0) / 8
         split = time_split(partial(step, X, y, b), n=5)
-        epochs = np.mean([s["compute"]["epochs"] for s in entry["seeds"].values()])
-        weight = seconds * epochs * np.ceil(len(splits.train.y) / b)  # this cell's training time
+        # the steps a seed took (its epochs, passes included, from its record) x the groups
+        windows_seen = np.mean([s["compute"]["windows_seen"] for s in entry["seeds"].values()])
+        weight = seconds * math.ceil(windows_seen / b) * math.ceil(len(seeds) / size)
         for part in total:
             total[part] += split[part] * weight
         print(f"{cell.id:10s} {params['arch']:16s} batch {b:<4d} {k} stacked: step "

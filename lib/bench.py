@@ -129,12 +129,10 @@ def train_throughput(cfg: ModelConfig, device: torch.device, batch: int = 64,
     memory estimate (gradients accumulated to ``batch``). ``members`` > 1 trains that many models
     together as one stack (:mod:`lib.ensemble`); samples count every model's."""
     from .config import TrainConfig
-    from .ensemble import stack
     from .hardware import available_memory
     from .memory import choose_micro_batch
-    from .model import fit_input_stats, set_noise
-    from .steps import Noise, generators, make_step
-    from .trainer import compiled
+    from .model import fit_input_stats
+    from .trainer import training_step
 
     torch.manual_seed(0)
     x = torch.randn(batch, cfg.context_len, cfg.n_features, device=device)
@@ -142,15 +140,15 @@ def train_throughput(cfg: ModelConfig, device: torch.device, batch: int = 64,
         models = [PatchTST(cfg) for _ in range(members)]
     for m in models:
         fit_input_stats(m, x)
-    model = models[0] if members == 1 else stack(models)
-    set_noise(model, Noise([generators(s, device)[1] for s in range(members)]))  # as training
     autocast = device.type == "cuda"
+    # the trainer's own step (stack, dropout noise per seed, AdamW, schedule, clipping,
+    # accumulation), not a copy of it
+    model, _, train_step, _, _ = training_step(
+        models, TrainConfig(lr=1e-4, batch_size=batch, compile=compile_backend),
+        list(range(members)), device, 10**6, autocast)
     available, _ = available_memory(device)
     micro = (choose_micro_batch(cfg, batch, available / members, autocast) if available
              else batch)
-    # the trainer's own step (AdamW, schedule, clipping, accumulation), not a copy of it
-    train_step = make_step(model, TrainConfig(lr=1e-4, batch_size=batch), device, 10**6,
-                           autocast, compiled(model, compile_backend))
     model.train()
     x = x.unsqueeze(0).expand(members, *x.shape).contiguous()  # each model's batch
     y = torch.randint(0, 2, (members, batch), device=device).float()

@@ -11,7 +11,7 @@ failing cell does not stop the others; the command exits non-zero if any cell fa
 stops cleanly; the next run does only what is missing. Upkeep (lock, status, regenerate,
 collect, dashboard) is :mod:`lib.upkeep`.
 
-About 380 lines, on purpose: the stages of a run and the command line that starts them, so that a
+About 410 lines, on purpose: the stages of a run and the command line that starts them, so that a
 reader follows ``make sweep`` from top to bottom in one file.
 """
 
@@ -254,11 +254,9 @@ def run_finals(sweep: str, name: str, cfg: SweepConfig, jobs: int, threads: int,
 
 def run_report(sweep: str, name: str, kernel: notebook.Kernel, changed: bool) -> int:
     """The scaling report when anything changed or it is missing or torn; its exit status."""
-    wanted = [("04_scaling_report.ipynb", "scaling_report.html")]
-    if load_sweep(sweep).data_sizes:
-        wanted.append(("06_joint_scaling.ipynb", "joint_scaling.html"))
     if changed or any(not notebook.is_complete(paths.SWEEPS / name / nb)
-                      or not (paths.REPORTS / name / html).exists() for nb, html in wanted):
+                      or not (paths.REPORTS / name / html).exists()
+                      for nb, html in report_pages(sweep)):
         return make_report(sweep, kernel=kernel)
     return 0
 
@@ -284,15 +282,22 @@ def summarise(sweep: str, name: str, cfg: SweepConfig, results: dict, t0: float,
     return 1 if failed else 0
 
 
+def report_pages(sweep: str) -> list[tuple[str, str]]:
+    """The report notebooks of ``sweep`` and the HTML page each renders to: the scaling report,
+    and for a sweep with a data axis the joint N x D report."""
+    pages = [("04_scaling_report.ipynb", "scaling_report.html")]
+    if load_sweep(sweep).data_sizes:
+        pages.append(("06_joint_scaling.ipynb", "joint_scaling.html"))
+    return pages
+
+
 def make_report(sweep: str, kernel: notebook.Kernel | None = None) -> int:
-    """Execute and render the scaling report notebook, and for a sweep with a data axis the joint
-    N x D report; 1 when one failed."""
+    """Execute and render the sweep's report notebooks (:func:`report_pages`); 1 when one
+    failed."""
     name = Path(sweep).stem
-    rc = render(sweep, "04_scaling_report.ipynb", paths.REPORTS / name / "scaling_report.html",
-                kernel)
-    if load_sweep(sweep).data_sizes:  # the joint N x D analysis of a sweep with a data axis
-        rc |= render(sweep, "06_joint_scaling.ipynb", paths.REPORTS / name / "joint_scaling.html",
-                     kernel)
+    rc = 0
+    for nb, html in report_pages(sweep):
+        rc |= render(sweep, nb, paths.REPORTS / name / html, kernel)
     from .index import write_index
 
     say(f"index of every report: {paths.rel(write_index())}")

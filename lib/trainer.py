@@ -120,6 +120,27 @@ def compiled(model: nn.Module, backend: str) -> nn.Module:
     return torch.compile(model, backend=backend)
 
 
+def training_step(models: list[nn.Module], cfg: TrainConfig, seeds: list[int],
+                  device: torch.device, total_steps: int, autocast: bool):
+    """What K models of one architecture train as: the module (the model itself for K = 1, else
+    their stack, :mod:`lib.ensemble`) with seed k's dropout noise for model k, its forward pass
+    (compiled when ``cfg.compile`` says so), the optimizer step, and each seed's data-order
+    generator. :func:`train_many`, ``make bench`` and ``bench/final_split.py`` all build their step
+    here, so the benchmarks time the step that training takes.
+
+    Returns:
+        (net, forward, step, orders, noise): ``noise`` holds the K noise generators; a model
+        that leaves the stack leaves its generator behind too.
+    """
+    net = models[0] if len(models) == 1 else stack(models)
+    streams = [generators(s, device) for s in seeds]
+    noise = Noise([g for _, g in streams])
+    set_noise(net, noise)
+    forward = compiled(net, cfg.compile)
+    step = make_step(net, cfg, device, total_steps, autocast, forward)
+    return net, forward, step, [o for o, _ in streams], noise
+
+
 def _dropout_rates(model: nn.Module) -> list[float]:
     """Every dropout rate the live model uses (read back for rule 2)."""
     return sorted({m.p for m in model.modules() if isinstance(m, nn.Dropout)})
@@ -179,7 +200,6 @@ def train_many(models: list[nn.Module], X_train: np.ndarray, y_train: np.ndarray
     k = len(models)
     for m in models:
         m.to(device)
-    net = models[0] if k == 1 else stack(models)
     Xtr = torch.as_tensor(X_train, dtype=torch.float32, device=device)
     ytr = torch.as_tensor(y_train, dtype=torch.float32, device=device)
     Xva = torch.as_tensor(X_val, dtype=torch.float32, device=device)
@@ -187,12 +207,9 @@ def train_many(models: list[nn.Module], X_train: np.ndarray, y_train: np.ndarray
     base_rate = float(np.mean(y_train))
     n = len(Xtr)
     batch = min(cfg.batch_size, n)
+    net, forward, step, orders, noise = training_step(
+        models, cfg, seeds, device, math.ceil(n / batch) * cfg.max_epochs, autocast)
     micro, memory_plan = plan_micro_batch(models[0], batch, cfg, device, autocast, k)
-    forward = compiled(net, cfg.compile)
-    step = make_step(net, cfg, device, math.ceil(n / batch) * cfg.max_epochs, autocast, forward)
-    streams = [generators(s, device) for s in seeds]
-    orders, noise = [o for o, _ in streams], Noise([g for _, g in streams])
-    set_noise(net, noise)
     sign = 1.0 if cfg.objective == "val_logloss" else -1.0  # internal: lower is better
     best = [BestEpoch(cfg.min_delta) for _ in models]
     curves: list[list[dict]] = [[] for _ in models]
