@@ -49,31 +49,31 @@ trial: setup ## one trial, looked at closely: make trial BUDGET=100k HORIZON=1 [
 	$(PY) -m papermill notebooks/02_train_trial.ipynb \
 	  $(OUTROOT)/outputs/trials/02_train_trial_$(BUDGET)_h$(HORIZON).ipynb \
 	  --cwd . --no-progress-bar -p budget $(BUDGET) -p horizon $(HORIZON) $(if $(SMOKE),-p smoke True)
-	$(PY) -c "from lib.notebook import render_html as r; from lib.index import write_index; \
-	  from lib import paths; name = '02_train_trial_$(BUDGET)_h$(HORIZON)'; \
+	$(PY) -c "from lib.run.notebook import render_html as r; from lib.reports.index import write_index; \
+	  from lib.core import paths; name = '02_train_trial_$(BUDGET)_h$(HORIZON)'; \
 	  print(r(paths.OUTPUTS / 'trials' / f'{name}.ipynb', paths.REPORTS / 'trials' / f'{name}.html', \
 	  hide_code=False)); write_index()"
 
 sweep: setup ## run the grid, final evaluation and report: make sweep [SWEEP=default] [JOBS=N] [WORKERS=N] [FORCE=1]
-	$(PY) -m lib.sweep run --sweep $(SWEEP) $(if $(JOBS),--jobs $(JOBS)) --workers $(WORKERS) $(if $(FORCE),--force)
+	$(PY) -m lib.run.sweep run --sweep $(SWEEP) $(if $(JOBS),--jobs $(JOBS)) --workers $(WORKERS) $(if $(FORCE),--force)
 
 ablation: setup ## input normalisations x feature sets, chosen on validation: make ablation [SWEEP=inputs]
-	$(PY) -m lib.ablation --sweep $(if $(filter default,$(SWEEP)),inputs,$(SWEEP)) $(if $(JOBS),--jobs $(JOBS))
+	$(PY) -m lib.run.ablation --sweep $(if $(filter default,$(SWEEP)),inputs,$(SWEEP)) $(if $(JOBS),--jobs $(JOBS))
 
 worker: setup ## join a sweep's studies as one more worker: make worker SWEEP=... [CELL=1M-h1]
-	$(PY) -m lib.sweep worker --sweep $(SWEEP) $(if $(CELL),--cell $(CELL))
+	$(PY) -m lib.run.sweep worker --sweep $(SWEEP) $(if $(CELL),--cell $(CELL))
 
 status: setup ## per-cell progress from storage and records: make status SWEEP=...
-	$(PY) -m lib.sweep status --sweep $(SWEEP)
+	$(PY) -m lib.run.sweep status --sweep $(SWEEP)
 
 final: setup ## multi-seed test evaluation of every cell: make final SWEEP=...
-	$(PY) -m lib.sweep final --sweep $(SWEEP)
+	$(PY) -m lib.run.sweep final --sweep $(SWEEP)
 
 report: setup ## execute and render the scaling report: make report [SWEEP=default]
-	$(PY) -m lib.sweep report --sweep $(SWEEP)
+	$(PY) -m lib.run.sweep report --sweep $(SWEEP)
 
 regenerate: setup ## rebuild every record file of a sweep from its Optuna storage
-	$(PY) -m lib.sweep regenerate --sweep $(SWEEP)
+	$(PY) -m lib.run.sweep regenerate --sweep $(SWEEP)
 
 lab: setup ## JupyterLab on 127.0.0.1 (with a token), opened in notebooks/
 	@if [ "$$(id -u)" = 0 ]; then echo "note: running as root (a container or cloud box): \
@@ -82,7 +82,7 @@ lab: setup ## JupyterLab on 127.0.0.1 (with a token), opened in notebooks/
 	  --ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/notebooks
 
 dashboard: setup ## optuna-dashboard on 127.0.0.1 (no login) for a sweep's storage: make dashboard SWEEP=...
-	$(PY) -m lib.sweep dashboard --sweep $(SWEEP) --port $(PORT)
+	$(PY) -m lib.run.sweep dashboard --sweep $(SWEEP) --port $(PORT)
 
 bench: setup ## throughput, MFU, batched speed-up, stages -> outputs/bench/<timestamp>.json [AGAINST=commit]
 	$(PY) -m lib.bench $(BENCHFLAGS) $(if $(AGAINST),--against $(AGAINST))

@@ -1,12 +1,13 @@
 """Where the final evaluation's training time goes, and the most any faster code could gain.
 
 For every cell of a finished sweep, its selected configuration's first group of seeds is built as
-the final evaluation trains it (``final.together`` seeds stacked, ``lib.trainer.training_step``),
-a few steps run on the cell's real training windows with 1 thread (as a job slot runs), and
-``lib.bench.time_split`` splits a step's operator time into matrix products, the attention kernel
-and the rest. Weighted by each cell's training time (step time x the steps its seeds' records say
-they trained), the result bounds the final stage's speed-up at equal work when the two kernels stay
-as they are. Usage (after ``make sweep``; it reads ``final.json`` of every cell):
+the final evaluation trains it (``final.together`` seeds stacked,
+``lib.train.trainer.training_step``), a few steps run on the cell's real training windows with 1
+thread (as a job slot runs), and ``lib.bench.step.time_split`` splits a step's operator time into
+matrix products, the attention kernel and the rest. Weighted by each cell's training time (step time
+x the steps its seeds' records say they trained), the result bounds the final stage's speed-up at
+equal work when the two kernels stay as they are. Usage (after ``make sweep``; it reads
+``final.json`` of every cell):
 
     .venv/bin/python bench/final_split.py [SWEEP]
 """
@@ -21,14 +22,14 @@ from functools import partial
 import numpy as np
 import torch
 
-from lib.bench import time_split
-from lib.budget import base_model, budget_grid
-from lib.cells import cells
-from lib.data_axis import cell_splits
-from lib.provenance import read_json
-from lib.sweepfile import load_sweep
-from lib.trainer import training_step
-from lib.trial import build, train_config
+from lib.bench.step import time_split
+from lib.core.provenance import read_json
+from lib.data.data_axis import cell_splits
+from lib.model.budget import base_model, budget_grid
+from lib.search.cells import cells
+from lib.search.sweepfile import load_sweep
+from lib.train.trainer import training_step
+from lib.train.trial import build, train_config
 
 
 def main(sweep: str = "default") -> None:

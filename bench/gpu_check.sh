@@ -7,10 +7,10 @@ cd "$(dirname "$0")/.."
 make setup >/dev/null
 PY=.venv/bin/python
 if $PY -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
-  timeout 180 $PY -m pytest tests/test_cuda.py -q -p no:cacheprovider
+  timeout 180 $PY -m pytest tests/core/test_cuda.py -q -p no:cacheprovider
   timeout 290 $PY -m lib.bench --no-sweep --no-layouts  # rows are logged as measured
 else
   echo "no CUDA device: CUDA tests skip, benchmark in quick CPU mode"
-  $PY -m pytest tests/test_cuda.py -q -p no:cacheprovider -rs
+  $PY -m pytest tests/core/test_cuda.py -q -p no:cacheprovider -rs
   $PY -m lib.bench --quick
 fi

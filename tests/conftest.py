@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lib import paths
-from lib.config import DataConfig, SplitConfig
+from lib.core import paths
+from lib.core.config import DataConfig, SplitConfig
 
 REPO = Path(__file__).resolve().parents[1]
 # Under pytest-xdist (make test runs 2 workers on 2 cores) every worker and everything it starts
@@ -28,7 +28,7 @@ if PARALLEL:
 @pytest.fixture(scope="session")
 def wb_root(tmp_path_factory) -> Path:
     """A workbench root (data/, outputs/) holding the embedded ^GSPC a25 dataset."""
-    from lib import dataset
+    from lib.data import dataset
 
     root = tmp_path_factory.mktemp("wb")
     paths.set_root(root)
@@ -55,7 +55,7 @@ def fresh_root(tmp_path):
 
 @pytest.fixture(scope="session")
 def real_df(wb_root) -> pd.DataFrame:
-    from lib import dataset
+    from lib.data import dataset
 
     paths.set_root(wb_root)
     df, _ = dataset.load_dataset("gspc_a25")
@@ -64,7 +64,7 @@ def real_df(wb_root) -> pd.DataFrame:
 
 @pytest.fixture(scope="session")
 def real_splits(real_df):
-    from lib.splits import make_splits
+    from lib.data.splits import make_splits
 
     return make_splits(real_df, SplitConfig(), horizon=1)
 
@@ -111,7 +111,7 @@ def full_disk(monkeypatch):
     opens, writing into it fails)."""
     import errno
 
-    from lib import provenance
+    from lib.core import provenance
 
     real_fdopen = provenance.os.fdopen
 

@@ -17,13 +17,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from lib import report
-from lib.cells import Cell
-from lib.final import run_final
-from lib.metrics import fast_metrics
-from lib.search import CellRunner
-from lib.stats import circular_shift_null
-from lib.sweepfile import load_sweep
+from lib.analysis.final import run_final
+from lib.analysis.stats import circular_shift_null
+from lib.reports import report
+from lib.search.cells import Cell
+from lib.search.runner import CellRunner
+from lib.search.sweepfile import load_sweep
+from lib.train.metrics import fast_metrics
 
 CASES = [("placebo", 1), ("placebo", 5), ("leak", 1), ("leak", 5)]
 
@@ -47,7 +47,7 @@ def canary_cfg(canary):
 
 def run_case(root, canary, h):
     """One canary cell: search, final evaluation (in its own process, one thread)."""
-    from lib import paths
+    from lib.core import paths
 
     paths.set_root(root)
     cfg = canary_cfg(canary)

@@ -13,13 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lib import dataset, notebook, paths, sources, sweep, upkeep
-from lib.cells import mask_url
-from lib.config import ConfigError, DataConfig
-from lib.study import sampler_seed
-from lib.sweepfile import load_sweep
-
-from .conftest import synthetic_bars
+from lib.core import paths
+from lib.core.config import ConfigError, DataConfig
+from lib.data import dataset, sources
+from lib.run import notebook, sweep, upkeep
+from lib.search.cells import mask_url
+from lib.search.study import sampler_seed
+from lib.search.sweepfile import load_sweep
+from tests.conftest import synthetic_bars
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = (REPO / "params/sweeps/smoke.yaml").read_text()
@@ -200,7 +201,7 @@ def test_the_dashboard_gets_its_storage_without_a_command_line(tmp_path):
     out = subprocess.run(["make", "-n", "dashboard", "SWEEP=smoke"], cwd=REPO, text=True,
                          capture_output=True, env=dict(os.environ, OPTUNA_STORAGE=
                                                        "postgresql://u:topsecret@h/db")).stdout
-    assert "topsecret" not in out and "lib.sweep dashboard" in out
+    assert "topsecret" not in out and "lib.run.sweep dashboard" in out
     readme = " ".join((REPO / "docs" / "scaling-out.md").read_text().split())
     assert "The dashboard has no login and listens on 127.0.0.1 only" in readme
 
@@ -222,7 +223,7 @@ def test_workers_sample_with_their_own_seeds():
     assert len(seeds) == 3 and sampler_seed(cfg, "") == cfg.search.seed
     firsts = []
     for w in ("w1", "w2"):
-        from lib.study import make_sampler
+        from lib.search.study import make_sampler
 
         study = optuna.create_study(sampler=make_sampler(cfg, w))
         firsts.append(study.ask().suggest_float("lr", 1e-4, 1e-2, log=True))
@@ -286,7 +287,7 @@ def tiny(tmp_path_factory, wb_root):
                  .replace("horizons: [1, 3]", "horizons: [1]")
                  .replace("enqueue_extremes: true", "enqueue_extremes: false"))
     env = dict(os.environ, WORKBENCH_ROOT=str(root))
-    r = subprocess.run([sys.executable, "-m", "lib.sweep", "run", "--sweep", str(p)], cwd=REPO,
+    r = subprocess.run([sys.executable, "-m", "lib.run.sweep", "run", "--sweep", str(p)], cwd=REPO,
                        env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     return root, p, env
@@ -329,7 +330,7 @@ def test_a_corrupt_final_json_is_set_aside_and_re_run(tiny, capsys):
         rc, out = run_main(capsys, "regenerate", "--sweep", str(p))
         assert rc == 0 and "moved to final.json.corrupt-" in out
         cfg = replace(load_sweep(p))
-        from lib.cells import Cell
+        from lib.search.cells import Cell
 
         assert not upkeep.final_done(Cell(str(p), "8k", 1))
         rc, out = run_main(capsys, "final", "--sweep", str(p))
@@ -340,8 +341,8 @@ def test_a_corrupt_final_json_is_set_aside_and_re_run(tiny, capsys):
 
 
 def test_a_cell_with_a_missing_report_or_torn_notebook_is_not_done(tiny):
-    from lib.cells import Cell, storage_url
-    from lib.study import cell_status
+    from lib.search.cells import Cell, storage_url
+    from lib.search.study import cell_status
 
     root, p, _ = tiny
     old = paths.ROOT

@@ -7,32 +7,72 @@ import re
 import subprocess
 from pathlib import Path
 
-from lib import defaults, paths
+from lib import LAYERS
+from lib.core import paths
+from lib.run import defaults
 
 REPO = Path(__file__).resolve().parents[1]
 LIB = REPO / "lib"
 MAX_LINES = 350  # a module longer than this says why in its docstring ("on purpose")
 
 
-def import_graph() -> dict[str, set[str]]:
-    """lib module -> lib modules it imports, at any depth of the file (function-level imports
-    included: they are cycles too, only hidden)."""
-    mods = {p.stem for p in LIB.glob("*.py")}
-    graph = {}
-    for p in LIB.glob("*.py"):
-        deps = set()
-        for n in ast.walk(ast.parse(p.read_text())):
-            if isinstance(n, ast.ImportFrom):
-                if n.level == 1 and n.module:
-                    deps.add(n.module.split(".")[0])
-                elif n.level == 1 or n.module == "lib":
-                    deps |= {a.name for a in n.names}
-                elif n.module and n.module.startswith("lib."):
-                    deps.add(n.module.split(".")[1])
-            elif isinstance(n, ast.Import):
-                deps |= {a.name.split(".")[1] for a in n.names if a.name.startswith("lib.")}
-        graph[p.stem] = (deps & mods) - {p.stem}
-    return graph
+def modules(lib: Path = LIB) -> dict[str, Path]:
+    """``package.module`` -> file, for every module of the stage packages below ``lib``."""
+    return {f"{f.parent.name}.{f.stem}": f for f in sorted(lib.glob("*/*.py"))
+            if f.stem not in ("__init__", "__main__")}
+
+
+def imports_of(name: str, path: Path, mods: set[str]) -> list[tuple[str, list[str]]]:
+    """(imported lib module, names taken from it) for every import of ``path`` (module ``name``),
+    at any depth of the file: function-level imports are imports too, only hidden."""
+    pkg = name.split(".")[0]
+    found = []
+    for n in ast.walk(ast.parse(path.read_text())):
+        if isinstance(n, ast.ImportFrom):
+            if n.level:  # . is this package, .. is lib
+                base = pkg if n.level == 1 else ""
+                target = ".".join(x for x in (base, n.module or "") if x)
+            elif n.module == "lib" or (n.module or "").startswith("lib."):
+                target = n.module[4:]
+            else:
+                continue
+            found += _resolve(target, n, mods)
+        elif isinstance(n, ast.Import):
+            found += [(a.name[4:], []) for a in n.names if a.name[4:] in mods]
+    return [(m, names) for m, names in found if m != name]
+
+
+def _resolve(target: str, node: ast.ImportFrom, mods: set[str]) -> list[tuple[str, list[str]]]:
+    """``from <target> import a, b``: the module itself with the names it gives, or, when
+    ``target`` is a package, each name that is one of its modules."""
+    names = [a.name for a in node.names]
+    if target in mods:
+        return [(target, names)]
+    return [(f"{target}.{a}", []) for a in names if f"{target}.{a}" in mods]
+
+
+def import_graph(lib: Path = LIB) -> dict[str, set[str]]:
+    """lib module (``package.module``) -> lib modules it imports."""
+    mods = modules(lib)
+    return {m: {t for t, _ in imports_of(m, f, set(mods))} for m, f in mods.items()}
+
+
+def layering_violations(lib: Path = LIB) -> list[str]:
+    """Imports that break the layering rule of lib/__init__.py: into a package later in
+    ``LAYERS``, or of another package's private (``_``) name."""
+    mods = modules(lib)
+    bad = []
+    for m, f in mods.items():
+        pkg = m.split(".")[0]
+        for target, names in imports_of(m, f, set(mods)):
+            tpkg = target.split(".")[0]
+            if tpkg == pkg:
+                continue
+            if LAYERS.index(tpkg) > LAYERS.index(pkg):
+                bad.append(f"{m} imports {target}: {tpkg} comes after {pkg}")
+            bad += [f"{m} imports the private name {target}.{x}" for x in names
+                    if x.startswith("_")]
+    return bad
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -58,6 +98,37 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
+def test_lib_is_stage_packages_only():
+    """lib/ holds no module of its own but ``__init__``; its folders are the stages of ``LAYERS``,
+    each saying in its docstring what it holds and what it may import."""
+    assert {p.name for p in LIB.glob("*.py")} == {"__init__.py"}
+    folders = {p.name for p in LIB.iterdir() if p.is_dir() and p.name != "__pycache__"}
+    assert folders == set(LAYERS)
+    for pkg in LAYERS:
+        doc = (ast.get_docstring(ast.parse((LIB / pkg / "__init__.py").read_text())) or "").lower()
+        assert len(doc) > 80 and ("may import" in doc or "imports nothing" in doc), pkg
+
+
+def test_every_import_goes_down_the_layers():
+    assert layering_violations() == []
+
+
+def test_the_layering_check_catches_an_upward_import(tmp_path):
+    """A planted import of a later stage (a model module reading the search), of another
+    package's private name, and a relative import of a later package are each caught."""
+    for pkg, mod, src in (("model", "net", "from ..search.cells import Cell\n"),
+                          ("model", "size", "from ..core.paths import _secret\n"),
+                          ("data", "axis", "def f():\n    from ..train import trainer\n"),
+                          ("search", "cells", "Cell = 1\n"), ("core", "paths", "_secret = 1\n"),
+                          ("train", "trainer", "")):
+        (tmp_path / pkg).mkdir(exist_ok=True)
+        (tmp_path / pkg / f"{mod}.py").write_text(src)
+    assert sorted(layering_violations(tmp_path)) == [
+        "data.axis imports train.trainer: train comes after data",
+        "model.net imports search.cells: search comes after model",
+        "model.size imports the private name core.paths._secret"]
+
+
 def test_no_import_cycle_among_lib_modules():
     assert find_cycle(import_graph()) is None, " -> ".join(find_cycle(import_graph()))
 
@@ -69,7 +140,7 @@ def test_the_cycle_finder_finds_a_cycle():
 
 def test_modules_are_short_or_say_why():
     long = []
-    for p in sorted(LIB.glob("*.py")):
+    for p in sorted(LIB.rglob("*.py")):
         n = len(p.read_text().splitlines())
         doc = ast.get_docstring(ast.parse(p.read_text())) or ""
         if n > MAX_LINES and "on purpose" not in doc:
@@ -79,9 +150,9 @@ def test_modules_are_short_or_say_why():
 
 def test_the_base_model_configuration_is_built_in_one_place():
     """Window length and number of inputs meet the sweep's model settings in
-    lib.budget.base_model only (it was written four times)."""
+    lib.model.budget.base_model only (it was written four times)."""
     pattern = re.compile(r"replace\([^)]*\b(context_len|n_features)=", re.S)
-    offenders = [p.name for p in LIB.glob("*.py") if p.name != "budget.py"
+    offenders = [p.name for p in LIB.rglob("*.py") if p.name != "budget.py"
                  and pattern.search(p.read_text())]
     assert not offenders, offenders
 
@@ -92,8 +163,8 @@ def test_every_notebook_parameter_default_comes_from_one_source():
     for name, values in want.items():
         got = defaults.written_defaults(paths.NOTEBOOKS / f"{name}.ipynb")
         differ = {k: (got.get(k), v) for k, v in values.items() if got.get(k) != v}
-        assert got == values, (f"{name}: the notebook's defaults differ from lib/defaults.py "
-                               f"(run python -m lib.defaults): {differ}")
+        assert got == values, (f"{name}: the notebook's defaults differ from lib/run/defaults.py "
+                               f"(run python -m lib.run.defaults): {differ}")
 
 
 def test_the_defaults_follow_the_default_sweep_file(tmp_path, monkeypatch):
@@ -137,7 +208,7 @@ def test_every_test_the_docs_cite_exists():
     test must not leave a rule pointing at nothing."""
     names = {p.name: {n.name for n in ast.parse(p.read_text()).body
                       if isinstance(n, ast.FunctionDef)}
-             for p in (REPO / "tests").glob("test_*.py")}
+             for p in (REPO / "tests").rglob("test_*.py")}
     missing = []
     for page in (REPO / "docs").glob("*.md"):
         for line in page.read_text().splitlines():
@@ -156,7 +227,7 @@ SELF_EXPLANATORY = {"forward", "close", "start", "stop", "now_iso", "sha256_file
 
 def test_public_functions_and_classes_say_what_they_do():
     missing = []
-    for p in sorted(LIB.glob("*.py")):
+    for p in sorted(LIB.rglob("*.py")):
         tree = ast.parse(p.read_text())
         for n in tree.body:
             if not isinstance(n, (ast.FunctionDef, ast.ClassDef)):

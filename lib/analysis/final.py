@@ -1,0 +1,283 @@
+"""Final evaluation of a cell (research rule 10): the selected configurations, re-trained with
+several NEW seeds (never the search's seed; early stopping on validation), evaluated once on the
+untouched test block, beside baselines.
+
+Selection uses only the study (validation); the test block is read here and nowhere in the search.
+Intervals are block-bootstrap intervals over test days with the seeds resampled too
+(:mod:`lib.analysis.stats`): neighbouring labels share future days, so resampling single days would
+make them too narrow. The i.i.d. interval is kept beside it, labelled, for comparison. Every
+baseline is compared with the model by the same paired block bootstrap (AUC and log-loss
+differences); DeLong's test is a secondary column that assumes independence. The seeds of a
+configuration are trained together as one stacked model (``final.together``; each seed's result
+equals its own run, ``tests/train/test_together.py``). Results go to ``final.json`` in the cell
+folder after every group of seeds, so an interrupted evaluation resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import optuna
+import torch
+from optuna.trial import TrialState
+
+from ..core import paths
+from ..core.config import ConfigError, SweepConfig
+from ..core.provenance import now_iso, read_json, write_json
+from ..data.data_axis import cell_splits
+from ..data.splits import walk_forward
+from ..model.budget import base_model, budget_grid
+from ..search import records
+from ..search.cells import Cell, cells, open_storage, storage_url
+from ..search.sweepfile import load_sweep
+from ..train.baselines import cached_baselines
+from ..train.metrics import evaluate, fast_metrics, sigmoid
+from ..train.trainer import predict_logits
+from ..train.trial import arch_record, build, compute_record, fit, fit_many, passes_per_epoch
+from .stats import (
+    block_length,
+    bootstrap_p,
+    delong,
+    hierarchical,
+    percentile_ci,
+)
+
+METRICS = ("auc", "logloss", "skill", "skill_own", "brier", "precision", "recall", "f1",
+           "spread")
+COMPARED = ("auc", "logloss")  # paired differences model - baseline
+BASELINES = ("logreg", "hgb", "prior")
+
+
+def final_seeds(cfg: SweepConfig) -> list[int]:
+    """The re-training seeds: ``final.first_seed`` onwards, never the search's ``train.seed``
+    (the config loader refuses an overlap)."""
+    return list(range(cfg.final.first_seed, cfg.final.first_seed + cfg.final.seeds))
+
+
+def select(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
+    """The ``k`` best complete trials by the validation objective."""
+    done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+    sign = 1 if study.direction == optuna.study.StudyDirection.MINIMIZE else -1
+    return sorted(done, key=lambda t: sign * t.value)[:k]
+
+
+def _all_metrics(base: float):
+    def stat(y, groups):
+        per = [fast_metrics(y, p, base) for p in groups[0]]
+        vals = [[m[k] for m in per] for k in METRICS]
+        return None if any(v is None for vs in vals for v in vs) else [np.mean(v) for v in vals]
+    return stat
+
+
+def aggregate(y: np.ndarray, probs: list[np.ndarray], base: float, resamples: int,
+              block: int, seed: int = 0) -> dict:
+    """Per metric: mean and sd over seeds, the 95% interval of the seed-mean from the
+    hierarchical block bootstrap (days in blocks, seeds with replacement) and, for comparison
+    only, the i.i.d. interval over single days with fixed seeds."""
+    per_seed = [evaluate(y, p, base) for p in probs]
+    block_draws = hierarchical(y, [probs], _all_metrics(base), block, resamples, seed)
+    iid_draws = hierarchical(y, [probs], _all_metrics(base), 1, resamples, seed, iid=True)
+    out = {}
+    for i, key in enumerate(METRICS):
+        vals = [m[key] for m in per_seed if m[key] is not None]
+        out[key] = {"mean": float(np.mean(vals)) if vals else None,
+                    "sd": float(np.std(vals, ddof=1)) if len(vals) > 1 else None,
+                    "ci95": percentile_ci(block_draws[:, i]) if len(block_draws) else [None, None],
+                    "ci95_iid": percentile_ci(iid_draws[:, i]) if len(iid_draws) else
+                    [None, None],
+                    "n_seeds": len(vals), "n_resamples": int(len(block_draws))}
+    out["collapsed_any"] = any(m["collapsed"] for m in per_seed)
+    return out
+
+
+def compare(y: np.ndarray, probs: list[np.ndarray], p_base: np.ndarray, base: float,
+            resamples: int, block: int, seed: int = 0) -> dict:
+    """Model (per-seed probabilities) against one baseline, paired on the same resampled days:
+    differences model - baseline in AUC and log loss with 95% intervals and bootstrap p-values,
+    and DeLong's test on the seed-mean probabilities (assumes independence)."""
+    def stat(yb, groups):
+        model = [fast_metrics(yb, p, base) for p in groups[0]]
+        ref = fast_metrics(yb, groups[1][0], base)
+        out = []
+        for k in COMPARED:
+            if ref[k] is None or any(m[k] is None for m in model):
+                return None
+            out.append(float(np.mean([m[k] for m in model])) - ref[k])
+        return out
+
+    est = stat(np.asarray(y), [np.asarray(probs), np.asarray([p_base])])
+    draws = hierarchical(y, [probs, [p_base]], stat, block, resamples, seed)
+    out = {}
+    for i, k in enumerate(COMPARED):
+        d = draws[:, i] if len(draws) else np.zeros(0)
+        out[f"{k}_diff"] = {"estimate": est[i] if est else None, "ci95": percentile_ci(d),
+                            "p_value": bootstrap_p(est[i], d) if est else None,
+                            "n_resamples": int(len(d))}
+    out["delong_iid"] = delong(y, np.mean(probs, axis=0), p_base)
+    out["method"] = ("paired hierarchical block bootstrap (same resampled days for both; model "
+                     "seeds resampled); p-value from the centred bootstrap distribution")
+    return out
+
+
+def test_probabilities(model, splits) -> np.ndarray:
+    """The selected model's probabilities on the test block: the one place the test is read."""
+    X = torch.as_tensor(splits.test.X, device=next(model.parameters()).device)
+    return sigmoid(predict_logits(model, X).cpu())
+
+
+def interval_for(y, probs: list[np.ndarray], baseline_p: dict[str, np.ndarray], horizon: int,
+                 resamples: int) -> dict:
+    """Block length for a cell: from the labels, the configuration's per-day log loss (seed-mean
+    probabilities) and its per-day log-loss difference to every baseline but the prior."""
+    p = np.clip(np.mean([np.asarray(q) for q in probs], axis=0), 1e-7, 1 - 1e-7)
+
+    def day_loss(q):
+        q = np.clip(np.asarray(q, dtype=float), 1e-7, 1 - 1e-7)
+        return -(y * np.log(q) + (1 - y) * np.log1p(-q))
+
+    series = [y.astype(float), day_loss(p)] + [day_loss(p) - day_loss(b)
+                                               for k, b in baseline_p.items() if k != "prior"]
+    return dict(block_length(horizon, series), resamples=resamples)
+
+
+def comparisons(y, probs: list[np.ndarray], baseline_p: dict[str, np.ndarray], names, base: float,
+                resamples: int, block: int) -> dict:
+    """:func:`compare` against each named baseline."""
+    return {k: compare(y, probs, np.asarray(baseline_p[k]), base, resamples, block) for k in names}
+
+
+def seed_means(vals: list[dict], keys=("logloss", "auc", "skill", "skill_own")) -> dict:
+    """Mean over seeds of each metric that every seed has."""
+    return {k: float(np.mean([v[k] for v in vals])) for k in keys
+            if all(v.get(k) is not None for v in vals)}
+
+
+def run_final(cell: Cell, cfg: SweepConfig, threads: int | None = None) -> dict:
+    """Re-train the cell's validation choice with new seeds and evaluate it on the test block
+    with block-bootstrap intervals; resumes seed by seed (``final.json``)."""
+    path = cell.dir / "final.json"
+    state = read_json(path) if path.exists() else {}
+    study = optuna.load_study(study_name=cell.study_name, storage=open_storage(
+        storage_url(cell.sweep), cfg.search.heartbeat_s, cfg.search.max_retry))
+    chosen = select(study, cfg.final.top_k)
+    if not chosen:
+        raise RuntimeError(f"{cell.id}: no complete trial to evaluate")
+    seeds = final_seeds(cfg)
+    if state.get("seeds") != seeds:  # another seed list (or an older file): start again
+        state = {}
+    df, manifest, splits = cell_splits(cfg, cell)
+    base = float(splits.train.y.mean())
+    y_test = splits.test.y
+    grid = {a.id: a for a in budget_grid(cell.budget, base_model(cfg, len(splits.columns)),
+                                         cfg.grid)}
+    counts = records.counts(study.get_trials(deepcopy=False))
+    state.update({"cell": cell.as_dict(), "n_trials_searched": counts["finished"],
+                  "effort": records.effort(study), "seeds": seeds,
+                  "search_seed": cfg.train.seed,
+                  "seeds_differ_from_search_seed": cfg.train.seed not in seeds,
+                  "dataset": {"id": cfg.data.name, "sha256": manifest["sha256"],
+                              "feature_set": manifest.get("feature_set")},
+                  "split": splits.stats.to_dict(), "complete": False})
+    runs = state.setdefault("configs", {})
+    for rank, t in enumerate(chosen):
+        entry = runs.setdefault(str(t.number), {"rank": rank, "trial": t.number,
+                                                "val_objective": t.value, "params": t.params,
+                                                "seeds": {}})
+        arch = grid[t.params["arch"]]
+        todo = [s for s in seeds if str(s) not in entry["seeds"]]
+        size = cfg.final.together or len(seeds)
+        for group in (todo[i:i + size] for i in range(0, len(todo), size)):
+            built = [build(cfg, splits, arch, t.params, seed) for seed in group]
+            models = [m for m, _ in built]
+            results = fit_many(cfg, splits, models, t.params, group, threads)
+            entry["arch"], entry["n_params"] = arch_record(arch, built[0][1], models[0])
+            for seed, model, result in zip(group, models, results, strict=True):
+                p = test_probabilities(model, splits)
+                entry["seeds"][str(seed)] = {
+                    "test": evaluate(y_test, p, base), "val": result.val,
+                    "best_epoch": result.best_epoch, "seconds": result.seconds,
+                    "trained_together": len(group),
+                    "compute": compute_record(built[0][1], len(splits.train.y),
+                                              len(result.curve), result.seconds / len(group),
+                                              passes_per_epoch(splits)),
+                    "p_test": p.tolist(),
+                    "finished_at": time.time(), "learning_curve": result.curve}
+            state["updated"] = now_iso()
+            write_json(path, state)
+        entry["val_mean"] = seed_means([s["val"] for s in entry["seeds"].values()])
+    if "baselines" not in state:
+        b = cached_baselines(df, splits, paths.BASELINE_CACHE, evaluate_test=True,
+                             seed=cfg.train.seed)
+        state["baselines"] = {k: {"params": v["params"], "val": v["val"], "test": v["test"],
+                                  "p_test": np.asarray(v["p_test"]).tolist()} for k, v in b.items()}
+    probs = {n: [np.asarray(s["p_test"]) for s in e["seeds"].values()] for n, e in runs.items()}
+    best = probs[str(chosen[0].number)]
+    baseline_p = {k: v["p_test"] for k, v in state["baselines"].items()}
+    interval = interval_for(y_test, best, baseline_p, cell.horizon, cfg.final.bootstrap)
+    state["interval"] = interval
+    for n, entry in runs.items():
+        entry["aggregate"] = aggregate(y_test, probs[n], base, cfg.final.bootstrap,
+                                       interval["block_length"])
+    state["comparisons"] = comparisons(y_test, best, baseline_p, BASELINES, base,
+                                       cfg.final.bootstrap, interval["block_length"])
+    state.pop("vs_logreg", None)
+    state["y_test"] = y_test.astype(int).tolist()
+    state["test_dates"] = [str(d.date()) for d in splits.test.dates]
+    state["base_rate"] = base
+    if cfg.final.walk_forward_folds > 0 and "walk_forward" not in state:
+        folds = []
+        for k, sp in enumerate(walk_forward(df, cfg.split, cfg.final.walk_forward_folds,
+                                            horizon=cell.horizon)):
+            model, _ = build(cfg, sp, grid[chosen[0].params["arch"]], chosen[0].params, seeds[0])
+            fit(cfg, sp, model, chosen[0].params, seeds[0], threads)
+            p = test_probabilities(model, sp)
+            folds.append({"fold": k, "seed": seeds[0], "split": sp.stats.to_dict(),
+                          "test": evaluate(sp.test.y, p, float(sp.train.y.mean()))})
+        state["walk_forward"] = folds
+    state["complete"] = True
+    state["updated"] = now_iso()
+    write_json(path, state)
+    return state
+
+
+def claim(claims: Path | None, cell: Cell) -> bool:
+    """Whether this process takes ``cell``: always without a claims folder, else when it is the
+    first to create the cell's claim file there (the job slots of one driver share a queue)."""
+    if claims is None:
+        return True
+    try:
+        os.close(os.open(claims / cell.id, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        return True
+    except FileExistsError:
+        return False
+
+
+def final_cells(sweep: str, cell_ids: list[str] | None, threads: int | None,
+                claims: Path | None = None) -> int:
+    """Final evaluation of the named cells (default: all) in this process, one after the other
+    in the order given; with ``claims`` (a folder the driver's job slots share) each cell is
+    evaluated by the first process that claims it, so a slot that finishes early takes the next
+    cell instead of idling. A failing cell is reported and the others still run."""
+    import traceback
+
+    cfg = load_sweep(sweep)
+    by_id = {c.id: c for c in cells(sweep, cfg)}
+    unknown = set(cell_ids or ()) - set(by_id)
+    if unknown:
+        raise ConfigError(f"unknown cell(s) {', '.join(sorted(unknown))} in sweep '{sweep}'")
+    chosen = [by_id[i] for i in cell_ids] if cell_ids else list(by_id.values())
+    failed = []
+    for cell in chosen:
+        if not claim(claims, cell):
+            continue
+        t0 = time.time()
+        try:
+            run_final(cell, cfg, threads=threads)
+            print(f"{cell.id}: final evaluation done in {time.time() - t0:.0f} s", flush=True)
+        except Exception:  # noqa: BLE001 -- one cell's failure must not stop the others
+            print(f"{cell.id}: final evaluation FAILED\n{traceback.format_exc()}", flush=True)
+            failed.append(cell.id)
+    return 1 if failed else 0

@@ -1,0 +1,239 @@
+"""Labels, sliding windows and purged, contiguous date blocks (research rules 1, 3, 5).
+
+Label (``threshold``): y_t = 1 when max(High[t+1..t+h]) >= Close[t] * (1 + threshold); the ``close``
+variant uses Close[t+1..t+h]. The horizon h is a required argument everywhere (no default a call
+site could fall back on). Labels come from the dataset's raw price columns (``raw_close``,
+``raw_high``), which are never features: whatever scaling the features get, the labels cannot
+change. The last h days have no label. A sample is the window of ``context_len`` days ending at t,
+labelled y_t. Blocks are train, then validation, then test; a window belongs to a block only if its
+whole span, the h label days included, lies inside the block (the purge), so no label span crosses
+a block boundary.
+
+Canaries (``SplitConfig.canary``), for checking the pipeline only: ``placebo`` permutes the labels
+of the training and validation blocks (everything the search learns from or selects on; the test
+labels stay real), so any test skill is leakage or chance; ``leak`` adds a feature equal to the
+future label, which a working pipeline must learn. Both are recorded in the split statistics of
+every record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..core.config import SplitConfig
+
+BLOCKS = ("train", "val", "test")
+RAW_PREFIX = "raw_"  # raw price columns that labels are built from; never model inputs
+LEAK_COLUMN = "canary_leak"
+CANARIES = ("none", "placebo", "leak")
+
+
+class SplitError(ValueError):
+    """Too little data for the requested split, or an impossible split specification."""
+
+
+def make_labels(close: np.ndarray, high: np.ndarray, *, horizon: int, threshold: float = 0.01,
+                kind: str = "threshold") -> np.ndarray:
+    """Binary labels (1.0/0.0) with NaN for the last ``horizon`` days; ``horizon`` is explicit."""
+    if not isinstance(horizon, int | np.integer) or horizon < 1:
+        raise SplitError(f"horizon must be an integer >= 1 trading day, got {horizon!r}")
+    if kind not in ("threshold", "close"):
+        raise SplitError(f"unknown label kind '{kind}' (threshold, close)")
+    close = np.asarray(close, dtype=float)
+    ref = np.asarray(high if kind == "threshold" else close, dtype=float)
+    n = len(close)
+    y = np.full(n, np.nan)
+    if n <= horizon:
+        return y
+    # future[t, j] = ref[t + 1 + j], j < horizon: the h days after t
+    future = np.lib.stride_tricks.sliding_window_view(ref[1:], horizon)[: n - horizon]
+    y[: n - horizon] = (future.max(axis=1) >= close[: n - horizon] * (1 + threshold)).astype(float)
+    return y
+
+
+@dataclass
+class BlockStats:
+    """One block's size, positive rate and date range."""
+
+    name: str  # train | val | test
+    n_windows: int  # samples in the block
+    positive_rate: float  # share of positive labels
+    block_start: str  # first day of the block (ISO)
+    block_end: str  # last day of the block (ISO)
+    first_window_end: str | None  # t of the first sample
+    last_window_end: str | None  # t of the last sample
+
+
+@dataclass
+class SplitStats:
+    """What a split was made with (horizon, window, label, threshold) and its blocks' stats."""
+
+    horizon: int
+    context_len: int
+    threshold: float
+    label: str
+    canary: str
+    train: BlockStats
+    val: BlockStats
+    test: BlockStats
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Block:
+    """One block's windows, labels, window-end rows and dates."""
+
+    X: np.ndarray  # [n_windows, context_len, n_features] float32, raw (unscaled) features
+    y: np.ndarray  # [n_windows] float32 in {0, 1}
+    ends: np.ndarray  # [n_windows] row index of t (the window's newest day)
+    dates: pd.DatetimeIndex  # [n_windows] date of t
+
+
+@dataclass
+class Splits:
+    """The training, validation and test blocks of one horizon, with their statistics."""
+
+    train: Block
+    val: Block
+    test: Block
+    stats: SplitStats
+    columns: list[str]  # feature names, in channel order
+
+    def block(self, name: str) -> Block:
+        return getattr(self, name)
+
+
+def block_bounds(dates: pd.DatetimeIndex, cfg: SplitConfig) -> dict[str, tuple[int, int]]:
+    """Row ranges [start, end) of the train, validation and test blocks."""
+    n = len(dates)
+    if cfg.end is not None:
+        n = int(dates.searchsorted(pd.Timestamp(cfg.end), side="right"))
+    if cfg.val_start is not None and cfg.test_start is not None:
+        v = int(dates.searchsorted(pd.Timestamp(cfg.val_start)))
+        t = int(dates.searchsorted(pd.Timestamp(cfg.test_start)))
+    elif cfg.val_frac is not None and cfg.test_frac is not None:
+        vf, tf = cfg.val_frac, cfg.test_frac
+        if not (0 < vf < 1 and 0 < tf < 1 and vf + tf < 1):
+            raise SplitError(f"val_frac={vf}, test_frac={tf}: each must lie in (0, 1) and their "
+                             f"sum below 1")
+        t = n - int(round(n * cfg.test_frac))
+        v = t - int(round(n * cfg.val_frac))
+    else:
+        raise SplitError("give either val_start and test_start (dates) or val_frac and test_frac")
+    if not 0 < v < t < n:
+        raise SplitError(f"blocks out of order or empty: train rows [0, {v}), validation "
+                         f"[{v}, {t}), test [{t}, {n}) of {len(dates)} rows "
+                         f"({dates[0].date()}..{dates[-1].date()})")
+    return {"train": (0, v), "val": (v, t), "test": (t, n)}
+
+
+def window_ends(start: int, end: int, context_len: int, horizon: int) -> np.ndarray:
+    """Rows t whose window [t-context_len+1, t] and label days [t+1, t+horizon] lie in
+    [start, end)."""
+    first, last = start + context_len - 1, end - 1 - horizon
+    return np.arange(first, last + 1) if last >= first else np.arange(0)
+
+
+def feature_columns(columns: list[str], cfg: SplitConfig) -> list[str]:
+    """Model inputs of a dataset with these columns: every column but the raw prices, plus the
+    leak feature of the positive-control canary."""
+    out = [c for c in columns if not c.startswith(RAW_PREFIX)]
+    return out + [LEAK_COLUMN] if cfg.canary == "leak" else out
+
+
+def make_splits(df: pd.DataFrame, cfg: SplitConfig, *, horizon: int,
+                columns: list[str] | None = None) -> Splits:
+    """Windows and labels for the three blocks of ``df`` (features and raw prices by date).
+
+    Args:
+        horizon: trading days the label looks ahead; required (research rule 1).
+        columns: feature columns in channel order (default: every non-raw column).
+    """
+    h = horizon
+    missing = [f"{RAW_PREFIX}{c}" for c in ("close", "high") if f"{RAW_PREFIX}{c}" not in df]
+    if missing:
+        raise SplitError(f"dataset lacks the raw price column(s) {missing} that labels are built "
+                         f"from (a dataset written by an older version): rebuild it with "
+                         f"`make data`")
+    if cfg.context_len < 1:
+        raise SplitError(f"context_len must be >= 1, got {cfg.context_len}")
+    if cfg.canary not in CANARIES:
+        raise SplitError(f"unknown canary '{cfg.canary}' ({', '.join(CANARIES)})")
+    y_all = make_labels(df[f"{RAW_PREFIX}close"].to_numpy(), df[f"{RAW_PREFIX}high"].to_numpy(),
+                        horizon=h, threshold=cfg.threshold, kind=cfg.label)
+    columns = [c for c in feature_columns(list(df.columns), cfg) if c != LEAK_COLUMN] \
+        if columns is None else [c for c in columns if c != LEAK_COLUMN]
+    values = df[columns].to_numpy(dtype=np.float32)
+    if not np.isfinite(values).all():
+        bad = [c for c in columns if not np.isfinite(df[c].to_numpy(dtype=float)).all()]
+        raise SplitError(f"features contain NaN or infinite values (columns {bad[:5]})")
+    if cfg.canary == "leak":  # the positive control: day t carries its own future label
+        values = np.column_stack([values, np.nan_to_num(y_all).astype(np.float32)])
+        columns = columns + [LEAK_COLUMN]
+    dates = pd.DatetimeIndex(df.index)
+    bounds = block_bounds(dates, cfg)
+    # views: windows[i] = values[i : i + context_len]  -> [n - L + 1, L, C]
+    windows = np.lib.stride_tricks.sliding_window_view(values, cfg.context_len, axis=0)
+    windows = windows.transpose(0, 2, 1)
+    blocks, stats = {}, {}
+    for name in BLOCKS:
+        s, e = bounds[name]
+        ends = window_ends(s, e, cfg.context_len, h)
+        y = y_all[ends]
+        assert not np.isnan(y).any(), "a window's label reaches past the data"
+        need = cfg.min_eval_windows
+        if len(ends) < need:
+            label = {"train": "training", "val": "validation", "test": "test"}[name]
+            raise SplitError(
+                f"{label} block {dates[s].date()}..{dates[e - 1].date()} has {len(ends)} windows "
+                f"for context_len={cfg.context_len}, horizon={h}; needs at least {need} "
+                f"(min_eval_windows): {need - len(ends)} missing")
+        if name != "test" and cfg.canary == "placebo":  # the placebo: nothing to learn
+            y = np.random.default_rng([cfg.canary_seed, BLOCKS.index(name)]).permutation(y)
+        blocks[name] = Block(X=np.ascontiguousarray(windows[ends - cfg.context_len + 1]),
+                             y=y.astype(np.float32), ends=ends, dates=dates[ends])
+        stats[name] = BlockStats(
+            name=name, n_windows=len(ends), positive_rate=float(y.mean()),
+            block_start=str(dates[s].date()), block_end=str(dates[e - 1].date()),
+            first_window_end=str(dates[ends[0]].date()),
+            last_window_end=str(dates[ends[-1]].date()))
+    split_stats = SplitStats(horizon=h, context_len=cfg.context_len, threshold=cfg.threshold,
+                             label=cfg.label, canary=cfg.canary, **stats)
+    return Splits(**blocks, stats=split_stats, columns=columns)
+
+
+def walk_forward(df: pd.DataFrame, cfg: SplitConfig, folds: int, *, horizon: int,
+                 eval_rows: int | None = None):
+    """Yield ``folds`` successive (train, val, test) Splits with an expanding training block,
+    whose test blocks all lie AFTER the main validation block (the one used for selection): a fold
+    never tests on days that chose the configuration. A fold's own validation block (early
+    stopping only) is the ``eval_rows`` rows before its test block.
+
+    Each fold's blocks have ``eval_rows`` rows (default: just enough for ``min_eval_windows``
+    windows); fold k's test block ends where fold k+1's begins, so test blocks never overlap. Too
+    few rows after the validation block is an error saying how many are needed.
+    """
+    from dataclasses import replace
+
+    h = horizon
+    rows = eval_rows or cfg.min_eval_windows + cfg.context_len - 1 + h
+    dates = pd.DatetimeIndex(df.index)
+    main = block_bounds(dates, cfg)
+    first, n = main["test"][0], main["test"][1]  # first row after the main validation block
+    need = folds * rows
+    if folds < 1 or n - first < need:
+        raise SplitError(f"walk-forward with {folds} fold(s) of {rows} rows needs {need} rows "
+                         f"after the validation block (from {dates[first].date()}) for the folds' "
+                         f"test blocks; the data has {n - first}")
+    for k in range(folds):
+        test_end = n - (folds - 1 - k) * rows
+        test_start, val_start = test_end - rows, test_end - 2 * rows
+        fold_cfg = replace(cfg, val_start=str(dates[val_start].date()),
+                           test_start=str(dates[test_start].date()),
+                           end=str(dates[test_end - 1].date()), val_frac=None, test_frac=None)
+        yield make_splits(df, fold_cfg, horizon=h)

@@ -1,0 +1,328 @@
+"""Tables, fits and generated conclusions for the scaling report (notebooks/04_scaling_report).
+
+Everything here reads the sweep's records back (``final.json`` per cell, trial records, storage);
+nothing is typed by hand. Rules the conclusions keep:
+
+- every CHOICE (the best budget of a horizon, the best horizon) is made on the validation block;
+  the test numbers of the chosen cells are then reported, never used to choose;
+- intervals are hierarchical block-bootstrap intervals (days in blocks, seeds resampled), and a
+  statement about many cells is corrected for multiplicity (Holm) and says so;
+- horizons are compared in base-rate-normalised skill, never in raw log loss (research rule 11),
+  and in the drift-aware skill against each block's own positive rate;
+- a law that is not identified prints no exponent; the change of skill per decade of N says how
+  large any effect is.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..analysis.scaling import (
+    available_cpus,
+    bootstrap_fits,
+    effect_verdict,
+    fit_law,
+    law,
+    per_decade,
+    verdict,
+)
+from ..analysis.stats import hierarchical, holm
+from ..core.config import SweepConfig
+from ..core.provenance import read_json
+from ..model.budget import fmt_count, parse_budget
+from ..search.cells import cells
+from ..train.metrics import base_logloss, fast_metrics
+
+MEASURES = {"test_logloss": "test log loss",
+            "test_skill_loss": "1 - drift-aware test skill (log loss / own-rate log loss)"}
+N_AXES = {"non_embedding": "non-embedding parameters", "total": "total parameters"}
+
+
+def load_finals(sweep: str, cfg: SweepConfig) -> list[dict]:
+    """Every cell's final evaluation, with the cell's identity."""
+    out = []
+    for cell in cells(sweep, cfg):
+        f = cell.dir / "final.json"
+        if f.exists():
+            state = read_json(f)
+            if state.get("complete") and "comparisons" in state:
+                out.append(state)
+    return out
+
+
+def recent_history(data: dict) -> bool:
+    """Whether a data size is a cut to the most recent history (``windows`` or ``years``, not
+    ``spread``): then a smaller size is also a later period."""
+    h = data.get("history") or {}
+    return bool((h.get("windows") or h.get("years")) and not h.get("spread"))
+
+
+def largest_data(finals: list[dict]) -> list[dict]:
+    """The cells the one-factor analysis in N reads: all of them in a two-axis sweep; with a data
+    axis, per horizon those of the data size with the most training windows (the joint N x D
+    analysis, notebooks/06_joint_scaling, reads every cell)."""
+    if not any(s["cell"].get("data") for s in finals):
+        return finals
+    most: dict[int, tuple[int, str]] = {}
+    for s in finals:
+        d = (s["split"].get("data") or {}).get("windows", 0), s["cell"].get("data", "")
+        h = s["cell"]["horizon"]
+        most[h] = max(most.get(h, d), d)
+    return [s for s in finals if s["cell"].get("data", "") == most[s["cell"]["horizon"]][1]]
+
+
+def _best(state: dict) -> dict:
+    return min(state["configs"].values(), key=lambda c: c["rank"])
+
+
+def _seed_sum(config: dict, key: str) -> float | None:
+    """Sum over a configuration's final seeds of their ``compute[key]``; None when a seed's
+    record predates compute accounting."""
+    seeds = list((config.get("seeds") or {}).values())
+    if not seeds or any("compute" not in s for s in seeds):
+        return None
+    return float(sum(s["compute"][key] for s in seeds))
+
+
+def n_of(state: dict, axis: str = "non_embedding") -> int:
+    """Measured parameter count of a cell's selected configuration on the chosen axis."""
+    n = _best(state)["n_params"]
+    return int(n["measured_non_embedding"] if axis == "non_embedding" else n["measured"])
+
+
+def results_table(finals: list[dict]) -> pd.DataFrame:
+    """One row per cell: the selected configuration, validation and test numbers with
+    intervals, the paired comparisons with every baseline, the search effort."""
+    rows = []
+    for s in finals:
+        b = _best(s)
+        agg, bl, cmp_ = b["aggregate"], s["baselines"], s["comparisons"]
+        eff, iv = s.get("effort") or {}, s.get("interval") or {}
+        data = s["split"].get("data") or {}
+        rows.append({
+            "cell": s["cell"]["id"], "budget": s["cell"]["budget"],
+            "horizon": s["cell"]["horizon"], "data": s["cell"].get("data", ""),
+            "D_windows": data.get("windows", s["split"]["train"]["n_windows"]),
+            "D_tokens": data.get("tokens"), "arch": b["arch"]["id"],
+            "data_recent": bool(data) and recent_history(data),
+            "feature_set": (s.get("dataset") or {}).get("feature_set"),
+            "norm": b["arch"].get("norm", "revin"),
+            "n_params": b["n_params"]["measured"],
+            "n_non_embedding": b["n_params"]["measured_non_embedding"],
+            "val_objective": b["val_objective"],
+            "val_logloss": (b.get("val_mean") or {}).get("logloss"),
+            "val_skill_own": (b.get("val_mean") or {}).get("skill_own"),
+            "test_auc": agg["auc"]["mean"], "test_auc_sd": agg["auc"]["sd"],
+            "test_auc_ci": agg["auc"]["ci95"], "test_auc_ci_iid": agg["auc"]["ci95_iid"],
+            "test_logloss": agg["logloss"]["mean"],
+            "test_skill": agg["skill"]["mean"], "test_skill_ci": agg["skill"]["ci95"],
+            "test_skill_own": agg["skill_own"]["mean"],
+            "test_skill_own_ci": agg["skill_own"]["ci95"],
+            "logreg_auc": bl["logreg"]["test"]["auc"],
+            "logreg_skill": bl["logreg"]["test"]["skill"],
+            "logreg_skill_own": bl["logreg"]["test"].get("skill_own"),
+            "hgb_auc": bl["hgb"]["test"]["auc"], "prior_logloss": bl["prior"]["test"]["logloss"],
+            "auc_vs_logreg": cmp_["logreg"]["auc_diff"]["estimate"],
+            "auc_vs_logreg_ci": cmp_["logreg"]["auc_diff"]["ci95"],
+            "p_vs_logreg": cmp_["logreg"]["auc_diff"]["p_value"],
+            "logloss_vs_logreg": cmp_["logreg"]["logloss_diff"]["estimate"],
+            "logloss_vs_logreg_ci": cmp_["logreg"]["logloss_diff"]["ci95"],
+            "auc_vs_hgb": cmp_["hgb"]["auc_diff"]["estimate"],
+            "p_vs_hgb": cmp_["hgb"]["auc_diff"]["p_value"],
+            "p_delong_iid": cmp_["logreg"]["delong_iid"]["p_value"],
+            "collapsed": agg["collapsed_any"], "spread": agg["spread"]["mean"],
+            "n_seeds": agg["auc"]["n_seeds"], "seeds": s.get("seeds"),
+            "block_length": iv.get("block_length"),
+            "n_trials_searched": s["n_trials_searched"],
+            "trials_sampled": eff.get("sampled"), "trials_enqueued": eff.get("enqueued"),
+            "trials_pruned": eff.get("pruned"), "epochs_trained": eff.get("epochs_trained"),
+            "search_train_flops": eff.get("train_flops"),
+            "search_train_s": eff.get("trial_seconds"),
+            "final_train_flops": _seed_sum(b, "train_flops"),
+            "final_train_s": _seed_sum(b, "wall_s"),
+            "architectures_offered": eff.get("architectures_offered"),
+            "test_positive_rate": s["split"]["test"]["positive_rate"],
+            "train_positive_rate": s["split"]["train"]["positive_rate"],
+            "canary": s["split"].get("canary", "none")})
+    df = pd.DataFrame(rows)
+    if len(df):
+        df["budget_n"] = df["budget"].map(parse_budget)
+        df = df.sort_values(["horizon", "budget_n"]).reset_index(drop=True)
+        fam = holm(dict(zip(df["cell"], df["p_vs_logreg"], strict=True)))
+        df["p_vs_logreg_holm"] = [fam.get(c, {}).get("p_holm") for c in df["cell"]]
+    return df
+
+
+def choices(results: pd.DataFrame) -> dict:
+    """Choices made on VALIDATION only: per horizon the budget whose selected configuration has
+    the lowest mean validation log loss over the final seeds, and the horizon whose chosen cell
+    has the highest drift-aware validation skill. No test number enters."""
+    if not len(results):
+        return {"best_budget": {}, "best_horizon": None}
+    best = {}
+    for h, g in results.groupby("horizon"):
+        best[int(h)] = str(g.loc[g["val_logloss"].idxmin(), "cell"])
+    chosen = results[results["cell"].isin(best.values())]
+    top = chosen.loc[chosen["val_skill_own"].idxmax()]
+    return {"best_budget": best, "best_horizon": int(top["horizon"]),
+            "rule": "lowest mean validation log loss per horizon; highest drift-aware validation "
+                    "skill across horizons"}
+
+
+def _measure_stat(measure: str, y: np.ndarray):
+    """For :func:`stats.hierarchical`: the measure per budget, mean over that budget's seeds."""
+    def value(yb, p):
+        m = fast_metrics(yb, p, 0.5)
+        if measure == "test_logloss":
+            return m["logloss"]
+        return 1 - m["skill_own"]
+
+    def stat(yb, groups):
+        return [float(np.mean([value(yb, p) for p in g])) for g in groups]
+    return stat
+
+
+def scaling_fits(finals: list[dict], cfg: SweepConfig, measure: str = "test_logloss",
+                 resamples: int | None = None, seed: int = 0,
+                 workers: int | None = None) -> dict[int, dict]:
+    """Per horizon: measured N (the sweep's ``analysis.n_axis``), the measure, the fitted law
+    (with c only from ``analysis.min_budgets_with_c`` budgets), its bootstrap intervals from the
+    hierarchical block bootstrap (the same resampled days for every budget, each budget's seeds
+    resampled), the identification check, the verdict and the change of skill per decade."""
+    a = cfg.analysis
+    resamples = resamples or cfg.final.bootstrap
+    workers = workers or available_cpus()
+    out = {}
+    by_h: dict[int, list[dict]] = {}
+    for s in finals:
+        by_h.setdefault(s["cell"]["horizon"], []).append(s)
+    for h, group in sorted(by_h.items()):
+        group.sort(key=lambda s: n_of(s, a.n_axis))
+        N = np.array([n_of(s, a.n_axis) for s in group], dtype=float)
+        y = np.asarray(group[0]["y_test"], dtype=float)
+        probs = [[np.asarray(v["p_test"]) for v in _best(s)["seeds"].values()] for s in group]
+        stat = _measure_stat(measure, y)
+        L = np.asarray(stat(y, [np.asarray(p) for p in probs]))
+        block = max((s.get("interval") or {}).get("block_length") or h for s in group)
+        entry = {"horizon": h, "budgets": [s["cell"]["budget"] for s in group],
+                 "N": N.tolist(), "n_axis": a.n_axis, "measure": measure, "L": L.tolist(),
+                 "block_length": block, "resamples": resamples}
+        # skill per unit of the measure: skill = 1 - logloss / base log loss (train rate) for
+        # log loss, and 1 - measure for the drift-aware skill loss
+        to_skill = -1.0 / base_logloss(y, group[0]["base_rate"]) if measure == "test_logloss" \
+            else -1.0
+        if len(np.unique(N)) < 2:
+            entry.update(fit=None, verdict={"code": "one_budget", "identified": False,
+                                            "text": "one budget only: no scaling fit possible"})
+            out[h] = entry
+            continue
+        draws = hierarchical(y, probs, stat, block, resamples, seed)
+        slope = per_decade(N, L)
+        entry["per_decade"] = slope
+        entry["skill_per_decade"] = to_skill * slope
+        next_N = float(N[-1] * (N[-1] / N[-2]))
+        entry["next_N"] = next_N
+        with_c = len(np.unique(N)) >= a.min_budgets_with_c
+        forms = [("fit", with_c)] + ([("fit_pure", False)] if with_c else [])
+        for key, c_form in forms:
+            f = fit_law(N, L, c_form)
+            boot = bootstrap_fits(N, list(draws), c_form, next_N=next_N,
+                                  grid_N=np.geomspace(N.min(), next_N, 40), workers=workers)
+            v = verdict(f, boot, a.max_bound_share)
+            entry[key] = dict(f, ci=boot, verdict=v,
+                              pred_next=float(law(next_N, f["a"], f["alpha"], f["c"])))
+        ci = entry["fit"]["ci"]["per_decade_ci95"]
+        skill_ci = sorted(to_skill * v for v in ci) if ci[0] is not None else [None, None]
+        entry["skill_per_decade_ci95"] = skill_ci
+        entry["effect"] = effect_verdict(entry["skill_per_decade"], skill_ci,
+                                         a.meaningful_skill_per_decade)
+        entry["verdict"] = entry["fit"]["verdict"]
+        out[h] = entry
+    return out
+
+
+def _ci_text(ci, digits: int = 3) -> str:
+    if not ci or ci[0] is None:
+        return "unavailable"
+    return f"[{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
+
+
+def conclusions(results: pd.DataFrame, fits: dict[int, dict], cfg: SweepConfig) -> list[str]:
+    """Sentences generated from the numbers; choices from validation, test numbers reported."""
+    if not len(results):
+        return ["No cell has a complete final evaluation yet: nothing can be concluded."]
+    out = []
+    canary = sorted(set(results["canary"]) - {"none"})
+    if canary:
+        out.append(f"CANARY RUN ({', '.join(canary)}): this sweep checks the pipeline; its "
+                   f"numbers are not a study.")
+    inputs = sorted({f"{fs}/{n}" for fs, n in zip(results["feature_set"], results["norm"],
+                                                  strict=True)})
+    out.append(f"Inputs (feature set / input normalisation): {', '.join(inputs)}; the baselines "
+               f"use the same feature set.")
+    seeds = sorted(results["n_seeds"].unique())
+    blocks = sorted({int(b) for b in results["block_length"].dropna()})
+    out.append(
+        f"Every test number is a mean over {', '.join(map(str, seeds))} re-training seed(s) "
+        f"(never the search's seed) with a 95% hierarchical block-bootstrap interval (mean block "
+        f"length {', '.join(map(str, blocks))} day(s), seeds resampled with the days). Each cell "
+        f"searched {int(results['trials_sampled'].min())}-{int(results['trials_sampled'].max())}"
+        f" sampled trials plus {int(results['trials_enqueued'].min())}-"
+        f"{int(results['trials_enqueued'].max())} enqueued architecture probes. Every choice "
+        f"below was made on the validation block.")
+    for h, e in fits.items():
+        f = e.get("fit")
+        if f is None:
+            out.append(f"Horizon {h}: {e['verdict']['text']}.")
+            continue
+        span = (f"{fmt_count(min(e['N']))}-{fmt_count(max(e['N']))} {N_AXES[e['n_axis']]}, "
+                f"{len(e['N'])} budgets")
+        if f["verdict"]["identified"]:
+            law_txt = (f"alpha = {f['alpha']:.3f} ({f['form']}), 95% interval "
+                       f"{_ci_text(f['ci']['alpha_ci95'])}: {f['verdict']['text']}")
+        else:
+            law_txt = f"the law {f['form']} is {f['verdict']['text']}"
+        out.append(f"Horizon {h}: {MEASURES[e['measure']]} against {span}: {law_txt}. Change "
+                   f"of skill per decade of N: {e['skill_per_decade']:+.4f}, 95% interval "
+                   f"{_ci_text(e['skill_per_decade_ci95'], 4)}: {e['effect']}.")
+        pure = e.get("fit_pure")
+        if pure:
+            txt = (f"alpha = {pure['alpha']:.3f}, 95% interval "
+                   f"{_ci_text(pure['ci']['alpha_ci95'])}: " if pure["verdict"]["identified"]
+                   else "")
+            out.append(f"Horizon {h}, pure power law as a check: {txt}"
+                       f"{pure['verdict']['text']}.")
+    pick = choices(results)
+    alpha = cfg.analysis.alpha
+    for h, cell in pick["best_budget"].items():
+        r = results[results["cell"] == cell].iloc[0]
+        g = results[results["horizon"] == h]
+        better = ((g["auc_vs_logreg"] > 0) & (g["p_vs_logreg_holm"] < alpha)).sum()
+        worse = ((g["auc_vs_logreg"] < 0) & (g["p_vs_logreg_holm"] < alpha)).sum()
+        out.append(
+            f"Horizon {h}: validation chose {r['budget']} ({fmt_count(r['n_non_embedding'])} "
+            f"non-embedding, {fmt_count(r['n_params'])} total parameters); its test AUC is "
+            f"{r['test_auc']:.3f} {_ci_text(r['test_auc_ci'])} against logistic regression's "
+            f"{r['logreg_auc']:.3f} (difference {r['auc_vs_logreg']:+.3f} "
+            f"{_ci_text(r['auc_vs_logreg_ci'])}). Across the horizon's {len(g)} budgets the "
+            f"transformer's AUC is significantly above logistic regression's in {better} and "
+            f"below it in {worse} (paired block bootstrap, Holm-adjusted over all "
+            f"{len(results)} cells at {alpha:g}).")
+    h = pick["best_horizon"]
+    r = results[results["cell"] == pick["best_budget"][h]].iloc[0]
+    by_h = ", ".join(f"h{int(k)} {results[results['cell'] == c].iloc[0]['val_skill_own']:.3f}"
+                     for k, c in pick["best_budget"].items())
+    out.append(f"In drift-aware validation skill (against each block's own positive rate) the "
+               f"best horizon is h={h} ({by_h}); its test skill is {r['test_skill_own']:.3f} "
+               f"{_ci_text(r['test_skill_own_ci'])} drift-aware and {r['test_skill']:.3f} "
+               f"{_ci_text(r['test_skill_ci'])} against the training positive rate.")
+    drift = results.groupby("horizon")[["train_positive_rate", "test_positive_rate"]].first()
+    out.append("Positive rate, training -> test block: " + ", ".join(
+        f"h{int(k)} {v['train_positive_rate']:.3f} -> {v['test_positive_rate']:.3f}"
+        for k, v in drift.iterrows()) + "; skill against the training rate mixes this drift "
+        "with skill, the drift-aware skill does not.")
+    if results["collapsed"].any():
+        cells_ = ", ".join(results.loc[results["collapsed"], "cell"])
+        out.append(f"Collapsed predictions (probability spread below the threshold) in: {cells_}.")
+    return out

@@ -1,0 +1,230 @@
+"""A sweep's upkeep: the driver's lock, whether cells are done, status, and repair of records.
+
+``SweepLock`` keeps a second driver off a sweep; :func:`cell_done` and :func:`final_done` say what
+a run may skip; :func:`status_table` is ``make status``; :func:`collect` merges records from other
+machines, :func:`regenerate` rebuilds them from the study storage, :func:`dashboard` serves
+optuna-dashboard on the loopback interface; :func:`utilization` is a run's training share.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+from ..core import paths
+from ..core.config import SweepConfig
+from ..core.provenance import CorruptFileError, read_json, write_json
+from ..data import dataset as ds
+from ..search import records
+from ..search.cells import Cell, cells, mask_url, open_storage, storage_url
+from ..search.study import cell_status
+from ..search.sweepfile import load_sweep
+from . import notebook
+
+
+def say(msg: str) -> None:
+    """Print a line of the driver's output at once."""
+    print(msg, flush=True)
+
+
+class LockError(RuntimeError):
+    """Another driver holds the sweep."""
+
+
+class SweepLock:
+    """An exclusive lock on a sweep's folder for the process that drives it (``run``, ``final``,
+    ``report``, ``regenerate``): two drivers on one sweep would sample the same parameters and
+    write the same files. Workers (``make worker``) do not take it: they join a running sweep.
+    The lock is released when the process ends, however it ends."""
+
+    def __init__(self, name: str):
+        self.path = paths.SWEEPS / name / ".driver.lock"
+        self.name = name
+        self.f = None
+
+    def __enter__(self) -> SweepLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.f = open(self.path, "a+")  # noqa: SIM115 -- held for the life of the driver
+        try:
+            fcntl.flock(self.f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.f.seek(0)
+            holder = self.f.read().strip() or "another process"
+            self.f.close()
+            raise LockError(f"sweep '{self.name}' is being driven by {holder}: wait for it to "
+                            f"finish, or add workers to its search with `make worker "
+                            f"SWEEP={self.name}`") from None
+        self.f.seek(0)
+        self.f.truncate()
+        self.f.write(f"pid {os.getpid()} on {socket.gethostname()} since "
+                     f"{time.strftime('%Y-%m-%d %H:%M:%S')}")
+        self.f.flush()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.f is not None:
+            self.f.close()
+
+
+def corrupt_records(name: str) -> list[str]:
+    """Record files of a sweep that do not parse (checked before a run reads them)."""
+    bad = []
+    for pattern in ("*/trials/trial_*.json", "*/final.json", "*/best.json",
+                    "*/study_summary.json"):
+        for f in sorted((paths.SWEEPS / name).glob(pattern)):
+            try:
+                read_json(f)
+            except CorruptFileError:
+                bad.append(paths.rel(f))
+    return bad
+
+
+def cell_done(cell: Cell, counts: dict) -> bool:
+    """A cell is done when its study has its target, and its records, executed notebook and
+    report exist and parse (a disk-full failure can leave any of them missing or torn)."""
+    if counts["finished"] < counts["target"]:
+        return False
+    if not notebook.is_complete(cell.dir / "03_hpo_sweep.ipynb"):
+        return False
+    html = paths.REPORTS / cell.name / f"{cell.id}.html"
+    if not html.exists() or b"</html>" not in html.read_bytes()[-200:]:
+        return False
+    try:
+        for f in ("best.json", "study_summary.json"):
+            read_json(cell.dir / f)
+    except (OSError, CorruptFileError):
+        return False
+    return True
+
+
+def status_table(name: str, cfg: SweepConfig, results: dict | None = None) -> pd.DataFrame:
+    """One row per cell: finished/target, trial states, best objective and architecture, final
+    evaluation done, and (after a run) its wall time and status."""
+    url = storage_url(Path(name).stem)
+    rows = []
+    for cell in cells(name, cfg):
+        c = cell_status(cell, cfg, url)
+        r = (results or {}).get(cell.id, {})
+        rows.append({"cell": cell.id, "finished": f"{c['finished']}/{c['target']}",
+                     "sampled": c["sampled"], "enqueued": c["enqueued"],
+                     "complete": c["complete"], "pruned": c["pruned"], "failed": c["failed"],
+                     "best_objective": c.get("best_objective"), "best_arch": c.get("best_arch"),
+                     "wall_s": round(r["wall_s"], 1) if "wall_s" in r else None,
+                     "final": "yes" if final_done(cell) else "no",
+                     "status": r.get("status", "done" if c["finished"] >= c["target"]
+                                     else "unfinished")})
+    return pd.DataFrame(rows)
+
+
+def utilization(sweep: str, cfg: SweepConfig, since: float, wall_s: float, jobs: int,
+                stages: dict) -> dict:
+    """How much of a run's slot time (``jobs`` x wall) went into training: the trials and the
+    final evaluation's training runs that ended during this run. The rest is orchestration
+    (kernels, data loading, baselines, plots, records, rendering, the report)."""
+    start = datetime.fromtimestamp(since)  # Optuna's timestamps are naive local time
+    trial_s = 0.0
+    for f in (paths.SWEEPS / Path(sweep).stem).glob("*/trials/trial_*.json"):
+        rec = read_json(f)
+        begun = rec.get("datetime_start")
+        if begun and datetime.fromisoformat(begun) >= start:
+            trial_s += rec.get("seconds") or 0.0
+    final_s = 0.0
+    for c in cells(sweep, cfg):
+        f = c.dir / "final.json"
+        if f.exists():
+            for conf in read_json(f).get("configs", {}).values():
+                # seeds trained together share one wall time: each counts its share of it
+                final_s += sum(s.get("seconds", 0.0) / s.get("trained_together", 1)
+                               for s in conf.get("seeds", {}).values()
+                               if (s.get("finished_at") or 0) >= since)
+    slot_s = max(jobs * wall_s, 1e-9)
+    cells_slot_s = max(jobs * stages.get("cells_s", 0.0), 1e-9)
+    return {"sweep": Path(sweep).stem, "jobs": jobs, "wall_s": wall_s,
+            "stages": {k: round(v, 2) for k, v in stages.items()}, "trial_s": trial_s,
+            "final_train_s": final_s, "training_share": (trial_s + final_s) / slot_s,
+            "cells_stage_trial_share": trial_s / cells_slot_s if stages.get("cells_s") else None,
+            "definition": "training share = (trial seconds + final-evaluation training seconds "
+                          "that ended in this run) / (jobs x wall); overhead = 1 - share"}
+
+
+def final_done(cell: Cell) -> bool:
+    """A complete final evaluation in the current format (with its interval method)."""
+    f = cell.dir / "final.json"
+    try:
+        state = read_json(f) if f.exists() else {}
+    except CorruptFileError:
+        return False
+    return bool(state.get("complete")) and "interval" in state
+
+
+def collect(name: str, sources: list[str]) -> int:
+    """Merge per-trial records from several machines' outputs folders into this sweep's folders."""
+    n = 0
+    for src in sources:
+        for f in sorted(Path(src).glob("*/trials/trial_*.json")):
+            dest = paths.SWEEPS / name / f.parent.parent.name / "trials" / f.name
+            if dest.exists() and read_json(dest).get("state") == read_json(f).get("state"):
+                continue
+            write_json(dest, read_json(f))
+            n += 1
+    say(f"collected {n} record(s) into {paths.rel(paths.SWEEPS / name)}")
+    return 0
+
+
+def regenerate(name: str) -> int:
+    """Rebuild every record file of a sweep from its study storage (trial records, best.json,
+    all_trials.json, study summaries with their baselines); a final.json that does not parse is
+    moved aside, so that the next `make final` re-runs it."""
+    import optuna
+
+    from ..data.data_axis import cell_splits
+    from ..train.baselines import cached_baselines
+
+    cfg = load_sweep(name)
+    storage = open_storage(storage_url(Path(name).stem))
+    df = None
+    for cell in cells(name, cfg):
+        try:
+            study = optuna.load_study(study_name=cell.study_name, storage=storage)
+        except KeyError:
+            continue
+        n = records.regenerate(cell.dir, study, cell.as_dict())
+        if df is None:
+            df, manifest = ds.load_dataset(cfg.data.name)
+        _, _, splits = cell_splits(cfg, cell, df, manifest)
+        baselines = cached_baselines(df, splits, paths.BASELINE_CACHE, seed=cfg.train.seed,
+                                     collapse_spread=cfg.train.collapse_spread)
+        records.study_summary(cell.dir, study, cell.as_dict(), baselines)
+        final, note = cell.dir / "final.json", ""
+        if final.exists():
+            try:
+                read_json(final)
+            except CorruptFileError:
+                aside = final.with_name(f"final.json.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+                os.replace(final, aside)
+                note = f"; {paths.rel(final)} did not parse: moved to {aside.name}, `make final` " \
+                       f"re-runs it"
+        say(f"{cell.id}: {n} record(s) rebuilt from storage{note}")
+    return 0
+
+
+def dashboard(name: str, port: int) -> int:
+    """optuna-dashboard for the sweep's storage on 127.0.0.1, started in this process: the
+    storage URL (and its password) never appears on a command line. The dashboard has no
+    login; it listens on the loopback interface only (reach it from elsewhere through an SSH
+    tunnel)."""
+    from optuna_dashboard import run_server
+
+    url = storage_url(Path(name).stem)
+    say(f"optuna-dashboard for {mask_url(url)} on http://127.0.0.1:{port} (no login: loopback "
+         f"only; from another machine: ssh -L {port}:127.0.0.1:{port} <this host>)")
+    run_server(open_storage(url), host="127.0.0.1", port=port)
+    return 0
+
+
