@@ -20,7 +20,7 @@ TESTTMP ?= $(CURDIR)/outputs/.test
 # pytest-xdist processes (by file); the notebooks then run in order
 TEST_WORKERS ?= 2
 
-.PHONY: help setup data trial sweep ablation worker status final report regenerate lab dashboard bench \
+.PHONY: help setup data trial sweep ablation worker status final report prune regenerate lab dashboard bench \
         test lint clean clean-data
 
 help: ## show this list of targets
@@ -71,6 +71,9 @@ final: setup ## multi-seed test evaluation of every cell: make final SWEEP=...
 
 report: setup ## execute and render the scaling report: make report [SWEEP=default]
 	$(PY) -m lib.run.sweep report --sweep $(SWEEP)
+
+prune: setup ## move aside the cells a sweep file no longer names (orphans): make prune SWEEP=...
+	$(PY) -m lib.run.sweep prune --sweep $(SWEEP)
 
 regenerate: setup ## rebuild every record file of a sweep from its Optuna storage
 	$(PY) -m lib.run.sweep regenerate --sweep $(SWEEP)

@@ -164,7 +164,8 @@ def test_blocks_past_the_data_are_an_error_before_any_study(root, tmp_path, caps
     p = sweep_file(tmp_path, "t_late", **{"min_eval_windows: 250": 'min_eval_windows: 250\n'
                                           '  val_start: "2017-01-01"\n  test_start: "2030-01-01"'})
     rc, out = run_main(capsys, "run", "--sweep", str(p))
-    assert rc == 2 and "blocks out of order or empty" in error_line(out)
+    line = error_line(out)
+    assert rc == 2 and "test 0 rows" in line and "rows (" in line and "2030-01-01" in line
     assert not (paths.SWEEPS / "t_late" / "optuna.db").exists()
 
 
@@ -332,7 +333,7 @@ def test_a_corrupt_final_json_is_set_aside_and_re_run(tiny, capsys):
         cfg = replace(load_sweep(p))
         from lib.search.cells import Cell
 
-        assert not upkeep.final_done(Cell(str(p), "8k", 1))
+        assert not upkeep.final_done(Cell(str(p), "8k", 1), cfg)
         rc, out = run_main(capsys, "final", "--sweep", str(p))
         assert rc == 0 and json.loads(final.read_text())["seeds"] == seeds
         assert cfg.final.seeds == len(seeds)
@@ -365,5 +366,134 @@ def test_a_cell_with_a_missing_report_or_torn_notebook_is_not_done(tiny):
         (cell.dir / ".03_hpo_sweep.123.partial.ipynb").write_text("{")
         assert [f.name for f in notebook.remove_stale(paths.SWEEPS / "t_tiny")] == [
             ".03_hpo_sweep.123.partial.ipynb"]
+    finally:
+        paths.set_root(old)
+
+
+# ---- a sweep file is a contract: data holes, secrets, one line for every bad input -----------
+
+def test_a_gap_of_years_in_a_csv_is_an_error_naming_its_dates(fresh_root, tmp_path, capsys):
+    """Issue: a CSV with 2004-2009 missing was accepted; labels, indicators and windows ran
+    across the gap as if the days were adjacent."""
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    bars = synthetic_bars(3000, start="2001-01-02")
+    holed = bars[(bars.index < "2004-01-01") | (bars.index >= "2009-06-01")]
+    holed.reset_index().to_csv(folder / "G.csv", index=False)
+    p = sweep_file(tmp_path, "t_gap", **{"data:\n  name: gspc_a25": f"data:\n  name: g\n  "
+                                         f"source: csv\n  csv_dir: {folder}\n  tickers: [G]\n"
+                                         f"  target: G"})
+    rc, out = run_main(capsys, "run", "--sweep", str(p))
+    line = error_line(out)
+    assert rc == 2 and "between 2003-12-31 and 2009-06-01" in line and "max_gap_days" in line
+    assert not (paths.SWEEPS / "t_gap" / "optuna.db").exists()
+
+
+def test_weekends_and_holidays_are_no_gap_and_the_limit_is_the_users():
+    bars = synthetic_bars(60)
+    sources.check_gaps(bars.drop(bars.index[10:14]), "X", 10)  # 4 weekdays: as after 9/11
+    with pytest.raises(sources.DataError, match="11 weekdays without a bar"):
+        sources.check_gaps(bars.drop(bars.index[10:21]), "X", 10)
+    sources.check_gaps(bars.drop(bars.index[10:21]), "X", 11)
+
+
+def test_a_short_series_says_how_many_rows_it_has_and_the_split_needs(fresh_root, tmp_path,
+                                                                      capsys):
+    """Issue: a 300-row ticker got 'blocks out of order or empty: train rows [0, 0)'."""
+    folder = write_csv(tmp_path / "csv", "S", 300)
+    p = sweep_file(tmp_path, "t_short", **{"data:\n  name: gspc_a25": f"data:\n  name: s\n  "
+                                           f"source: csv\n  csv_dir: {folder}\n  tickers: [S]\n"
+                                           f"  target: S"})
+    rc, out = run_main(capsys, "run", "--sweep", str(p))
+    line = error_line(out)
+    assert rc == 2 and re.search(r"the series has \d+ rows", line) and "about 330 each" in line
+
+
+@pytest.mark.parametrize("years, says", [
+    ("-2", "data_sizes[0].years: must be > 0, got -2.0"),
+    ("50", "asks for the last 50 years"),
+    ("0.01", "training window")])
+def test_data_sizes_years_out_of_range_is_one_line(root, tmp_path, capsys, years, says):
+    """Issue: years 50 silently used the whole history, 0.01 failed inside scikit-learn, -2
+    complained about the id format."""
+    p = sweep_file(tmp_path, "t_years", **{"+": f"data_sizes:\n  - years: {years}"})
+    rc, out = run_main(capsys, "run", "--sweep", str(p))
+    line = error_line(out)
+    assert rc == 2 and says in line and "Traceback" not in out
+    if years == "0.01":
+        assert "both classes" in line or "no training window" in line
+    assert not (paths.SWEEPS / "t_years" / "optuna.db").exists()
+
+
+def test_a_read_only_outputs_folder_is_one_line_with_its_cause(root, capsys, monkeypatch):
+    """Issue: a read-only outputs/ gave a 27-line traceback. The file system refuses the first
+    write (the driver's lock), as a read-only mount does even for root."""
+    import errno
+
+    def refuse(self):
+        raise OSError(errno.EROFS, "Read-only file system", str(self.path))
+
+    monkeypatch.setattr(upkeep.SweepLock, "__enter__", refuse)
+    rc, out = run_main(capsys, "run", "--sweep", "smoke")
+    line = error_line(out)
+    assert rc == 2 and "Read-only file system" in line and ".driver.lock" in line
+    assert "WORKBENCH_ROOT" in line and "Traceback" not in out
+
+
+def test_a_raw_at_sign_in_a_password_is_refused_without_showing_it(root, capsys, monkeypatch):
+    """Issue: the URL was masked, but the driver's 'failed to resolve host
+    '2secret@127.0.0.1'' showed the rest of the password."""
+    monkeypatch.setenv("OPTUNA_STORAGE", "postgresql+psycopg://me:pa@2secret@127.0.0.1:1/db")
+    rc, out = run_main(capsys, "status", "--sweep", "smoke")
+    line = error_line(out)
+    assert rc == 2 and "percent-encode it as %40" in line and "2secret" not in out
+
+
+def test_driver_messages_are_scrubbed_and_the_error_log_is_private(tiny, capsys, monkeypatch):
+    """A storage error's text never shows the password, nor a piece of it a driver quotes; the
+    traceback kept in last_error.log is scrubbed too and readable by its owner only."""
+    from lib.search.cells import scrub
+
+    url = "postgresql+psycopg://me:pw%40s3cr3tpart@127.0.0.1:1/db"
+    msg = scrub(f"could not connect to {url}: failed to resolve host 's3cr3tpart@127.0.0.1'",
+                url)
+    assert "s3cr3tpart" not in msg and "me:***@127.0.0.1:1/db" in msg
+    root, p, _ = tiny
+    old = paths.ROOT
+    paths.set_root(root)
+    try:
+        monkeypatch.setenv("OPTUNA_STORAGE", "postgresql+psycopg://me:s3cr3tpw@127.0.0.1:1/db")
+        rc, out = run_main(capsys, "run", "--sweep", str(p))
+        assert rc == 2 and "cannot open study storage" in error_line(out)
+        log = paths.SWEEPS / "t_tiny" / "last_error.log"
+        assert "s3cr3tpw" not in out and "s3cr3tpw" not in log.read_text()
+        assert stat.S_IMODE(log.stat().st_mode) == 0o600
+    finally:
+        paths.set_root(old)
+
+
+def test_make_status_says_when_the_report_is_incomplete_or_out_of_date(tiny, capsys,
+                                                                       monkeypatch):
+    """Issue: a kill -9 while the report rendered left `make status` saying 'done'."""
+    root, p, _ = tiny
+    old = paths.ROOT
+    paths.set_root(root)
+    monkeypatch.setenv("WORKBENCH_ROOT", str(root))  # the report's kernel reads the same root
+    try:
+        cfg = load_sweep(p)
+        pages = sweep.report_pages(str(p))
+        rc, out = run_main(capsys, "report", "--sweep", str(p))
+        assert rc == 0 and upkeep.report_state(str(p), cfg, pages) == "done"
+        rc, out = run_main(capsys, "status", "--sweep", str(p))
+        assert "report: done" in out
+        executed = paths.SWEEPS / "t_tiny" / pages[0][0]
+        good = executed.read_bytes()
+        executed.write_bytes(good[: len(good) // 2])  # killed while writing
+        assert upkeep.report_state(str(p), cfg, pages) == "incomplete"
+        executed.write_bytes(good)
+        inputs = paths.SWEEPS / "t_tiny" / "report_inputs.json"
+        inputs.write_text(inputs.read_text().replace('"sweep_file": "', '"sweep_file": "x'))
+        rc, out = run_main(capsys, "status", "--sweep", str(p))
+        assert "report: out of date" in out
     finally:
         paths.set_root(old)

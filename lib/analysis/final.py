@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 import optuna
 import torch
-from optuna.trial import TrialState
 
 from ..core import paths
 from ..core.config import ConfigError, SweepConfig
@@ -32,6 +31,7 @@ from ..data.splits import walk_forward
 from ..model.budget import base_model, budget_grid
 from ..search import records
 from ..search.cells import Cell, cells, open_storage, storage_url
+from ..search.contract import final_settings, validation_choice
 from ..search.sweepfile import load_sweep
 from ..train.baselines import cached_baselines
 from ..train.metrics import evaluate, fast_metrics, sigmoid
@@ -55,13 +55,6 @@ def final_seeds(cfg: SweepConfig) -> list[int]:
     """The re-training seeds: ``final.first_seed`` onwards, never the search's ``train.seed``
     (the config loader refuses an overlap)."""
     return list(range(cfg.final.first_seed, cfg.final.first_seed + cfg.final.seeds))
-
-
-def select(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
-    """The ``k`` best complete trials by the validation objective."""
-    done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
-    sign = 1 if study.direction == optuna.study.StudyDirection.MINIMIZE else -1
-    return sorted(done, key=lambda t: sign * t.value)[:k]
 
 
 def _all_metrics(base: float):
@@ -162,12 +155,20 @@ def run_final(cell: Cell, cfg: SweepConfig, threads: int | None = None) -> dict:
     state = read_json(path) if path.exists() else {}
     study = optuna.load_study(study_name=cell.study_name, storage=open_storage(
         storage_url(cell.sweep), cfg.search.heartbeat_s, cfg.search.max_retry))
-    chosen = select(study, cfg.final.top_k)
+    chosen = validation_choice(study, cfg.final.top_k)
     if not chosen:
         raise RuntimeError(f"{cell.id}: no complete trial to evaluate")
     seeds = final_seeds(cfg)
     if state.get("seeds") != seeds:  # another seed list (or an older file): start again
         state = {}
+    evaluated = [{"trial": t.number, "params": t.params, "val_objective": t.value}
+                 for t in chosen]
+    if state.get("evaluated") != evaluated:
+        # the validation choice moved (more trials, say): configurations no longer chosen and
+        # everything computed from the old best go; seeds of one still chosen are kept
+        keep = {str(t.number) for t in chosen}
+        state["configs"] = {n: e for n, e in state.get("configs", {}).items() if n in keep}
+        state.pop("walk_forward", None)
     df, manifest, splits = cell_splits(cfg, cell)
     base = float(splits.train.y.mean())
     y_test = splits.test.y
@@ -180,12 +181,13 @@ def run_final(cell: Cell, cfg: SweepConfig, threads: int | None = None) -> dict:
                   "seeds_differ_from_search_seed": cfg.train.seed not in seeds,
                   "dataset": {"id": cfg.data.name, "sha256": manifest["sha256"],
                               "feature_set": manifest.get("feature_set")},
-                  "split": splits.stats.to_dict(), "complete": False})
+                  "split": splits.stats.to_dict(), "complete": False,
+                  "evaluated": evaluated, "final_settings": final_settings(cfg)})
     runs = state.setdefault("configs", {})
     for rank, t in enumerate(chosen):
-        entry = runs.setdefault(str(t.number), {"rank": rank, "trial": t.number,
-                                                "val_objective": t.value, "params": t.params,
-                                                "seeds": {}})
+        entry = runs.setdefault(str(t.number), {"trial": t.number, "val_objective": t.value,
+                                                "params": t.params, "seeds": {}})
+        entry["rank"] = rank
         arch = grid[t.params["arch"]]
         todo = [s for s in seeds if str(s) not in entry["seeds"]]
         size = cfg.final.together or len(seeds)

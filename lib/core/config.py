@@ -32,6 +32,8 @@ class DataConfig:
     start: str | None = None  # first date to fetch (yfinance), ISO
     end: str | None = None  # last date to fetch (yfinance), ISO
     name: str = "gspc_a25"  # processed dataset id (file name under data/processed)
+    max_gap_days: int = 10  # most weekdays a series may miss between two bars: a longer gap is
+    #                         an error naming its dates (windows and labels would span it)
 
 
 @dataclass

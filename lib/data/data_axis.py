@@ -87,6 +87,11 @@ def validate_sizes(cfg: SweepConfig, bad) -> None:
     seen: dict[str, int] = {}
     for i, s in enumerate(cfg.data_sizes):
         key = f"data_sizes[{i}]"
+        # sizes before ids: a negative size would otherwise read as a malformed id
+        if s.windows is not None and s.windows < 1:
+            raise bad(f"{key}.windows", f"must be >= 1 training windows, got {s.windows}")
+        if s.years is not None and s.years <= 0:
+            raise bad(f"{key}.years", f"must be > 0, got {s.years}")
         sid = size_id(s)
         if not ID_PATTERN.match(sid):
             raise bad(f"{key}.id", f"{sid!r}: a data size id starts with 'd' followed by letters, "
@@ -95,13 +100,9 @@ def validate_sizes(cfg: SweepConfig, bad) -> None:
             raise bad(f"{key}.id", f"{sid!r} is also data_sizes[{seen[sid]}]'s id; give each "
                       f"level its own id")
         seen[sid] = i
-        if s.windows is not None and s.windows < 1:
-            raise bad(f"{key}.windows", f"must be >= 1 training windows, got {s.windows}")
         if s.spread and s.windows is None:
             raise bad(f"{key}.spread", "spreads `windows` windows over the training block; give "
                       "windows too")
-        if s.years is not None and s.years <= 0:
-            raise bad(f"{key}.years", f"must be > 0, got {s.years}")
         for t in s.pool:
             if t == cfg.data.target:
                 raise bad(f"{key}.pool", f"'{t}' is the target; pool other tickers")
@@ -145,6 +146,12 @@ def _keep(block: Block, size: DataSizeConfig, val_start: pd.Timestamp, ticker: s
     idx = np.arange(len(block.y))
     if size.years is not None:
         cutoff = val_start - pd.DateOffset(days=int(round(365.25 * size.years)))
+        if len(block.dates) and cutoff < block.dates.min() - pd.DateOffset(days=7):
+            span = (val_start - block.dates.min()).days / 365.25
+            raise SplitError(f"data size '{data_id}' asks for the last {size.years:g} years of "
+                             f"{ticker}'s training block, which holds {span:.1f} (from "
+                             f"{block.dates.min().date()}): lower data_sizes.years, or leave it "
+                             f"out to use the whole history")
         idx = idx[np.asarray(block.dates > cutoff)]
     if size.windows is not None:
         if len(idx) < size.windows:
@@ -157,6 +164,11 @@ def _keep(block: Block, size: DataSizeConfig, val_start: pd.Timestamp, ticker: s
             idx = idx[len(idx) - size.windows:]
     if not len(idx):
         raise SplitError(f"data size '{data_id}' leaves no training window of {ticker}")
+    classes = np.unique(block.y[idx])
+    if len(classes) < 2:
+        raise SplitError(f"data size '{data_id}' leaves {len(idx)} training window(s) of {ticker} "
+                         f"at horizon {horizon}, all labelled {int(classes[0])}: training and the "
+                         f"baselines need both classes; give the level more windows or years")
     return idx
 
 

@@ -25,7 +25,15 @@ from ..core.provenance import (
     write_json,
 )
 from . import features
-from .sources import DataError, load_raw, parquet_bytes, raw_digests, request, store_raw
+from .sources import (
+    DataError,
+    check_gaps,
+    load_raw,
+    parquet_bytes,
+    raw_digests,
+    request,
+    store_raw,
+)
 from .splits import RAW_PREFIX
 
 
@@ -72,6 +80,8 @@ def build_dataset(cfg: DataConfig, refresh: bool = False) -> dict:
         raise DataError(f"target '{cfg.target}' is not among tickers {cfg.tickers}")
     bars, requests, fetched = load_raw(cfg.source, cfg.tickers, cfg.csv_dir, cfg.start, cfg.end,
                                        refresh)
+    for ticker, frame in bars.items():
+        check_gaps(frame, ticker, cfg.max_gap_days)
     frame, dropped = features.compute(cfg.feature_set, bars, cfg.target)
     # raw prices for the labels, kept apart from the features (research rule 5): whatever
     # scaling a feature set or a model applies, labels are built from these

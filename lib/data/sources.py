@@ -39,6 +39,25 @@ class DataError(ValueError):
     """Market data that breaks a rule; the message names the file, the row (date) and the rule."""
 
 
+def check_gaps(df: pd.DataFrame, name: str, max_gap_days: int) -> None:
+    """A DataError naming the dates of the longest gap when a series (indexed by date) misses
+    more than ``max_gap_days`` weekdays between two bars: windows, indicators and labels would
+    run across it as if the days were adjacent. Weekends and market holidays (a few weekdays at
+    most, 4 after 11 September 2001) stay well below the default of 10."""
+    if len(df) < 2:
+        return
+    days = df.index.values.astype("datetime64[D]")
+    missing = np.busday_count(days[:-1], days[1:]) - 1
+    worst = int(np.argmax(missing))
+    if missing[worst] > max_gap_days:
+        raise DataError(
+            f"{name}: {int(missing[worst])} weekdays without a bar between "
+            f"{df.index[worst].date()} and {df.index[worst + 1].date()} (at most "
+            f"data.max_gap_days = {max_gap_days}): windows and labels would span the gap as if "
+            f"the days were adjacent. Fill the series, start it after the gap (data.start or "
+            f"a shorter CSV), or raise data.max_gap_days if that is what you want")
+
+
 def validate_ohlcv(df: pd.DataFrame, name: str) -> pd.DataFrame:
     """Check and normalise a daily OHLCV frame; returns it indexed by ``date``.
 

@@ -126,9 +126,16 @@ def block_bounds(dates: pd.DatetimeIndex, cfg: SplitConfig) -> dict[str, tuple[i
     else:
         raise SplitError("give either val_start and test_start (dates) or val_frac and test_frac")
     if not 0 < v < t < n:
-        raise SplitError(f"blocks out of order or empty: train rows [0, {v}), validation "
-                         f"[{v}, {t}), test [{t}, {n}) of {len(dates)} rows "
-                         f"({dates[0].date()}..{dates[-1].date()})")
+        per_block = cfg.context_len + cfg.min_eval_windows  # plus the horizon's label days
+        where = (f"validation from {cfg.val_start}, test from {cfg.test_start}"
+                 if cfg.val_start is not None else
+                 f"val_frac {cfg.val_frac}, test_frac {cfg.test_frac}")
+        raise SplitError(
+            f"the series has {len(dates)} rows ({dates[0].date()}..{dates[-1].date()}), which "
+            f"the split ({where}) cuts into train {max(v, 0)}, validation {max(t - v, 0)} and "
+            f"test {max(n - t, 0)} rows: every block must hold rows, and validation and test "
+            f"about {per_block} each (context_len {cfg.context_len} + min_eval_windows "
+            f"{cfg.min_eval_windows} + the horizon); give a longer series or other split dates")
     return {"train": (0, v), "val": (v, t), "test": (t, n)}
 
 

@@ -95,6 +95,9 @@ def write_index() -> Path:
         cells = [p for p in sorted(d.glob("*.html"), key=cell_order)
                  if p.name not in ("scaling_report.html", "ablation.html",
                                    "joint_scaling.html")]
+        current = _read(paths.SWEEPS / d.name / "cells.json")  # the sweep file's cells now
+        if isinstance(current, list):
+            cells = [p for p in cells if p.stem in current]
         parts.append(_table([_cell_row(d.name, p) for p in cells]))
     trials = sorted((root / "trials").glob("*.html"))
     if trials:

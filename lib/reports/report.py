@@ -51,6 +51,19 @@ def load_finals(sweep: str, cfg: SweepConfig) -> list[dict]:
     return out
 
 
+def sweep_records(sweep: str, cfg: SweepConfig) -> tuple[pd.DataFrame, list[dict]]:
+    """The trial records (one DataFrame) and study summaries of the cells the sweep file names
+    now; cells it no longer names (orphans, ``make status``) are left out."""
+    from ..search import records
+
+    current = cells(sweep, cfg)
+    trials = [records.load_records(c.dir / "trials" / "trial_*.json") for c in current]
+    trials = [t for t in trials if len(t)]
+    summaries = [read_json(c.dir / "study_summary.json") for c in current
+                 if (c.dir / "study_summary.json").exists()]
+    return (pd.concat(trials, ignore_index=True) if trials else pd.DataFrame()), summaries
+
+
 def recent_history(data: dict) -> bool:
     """Whether a data size is a cut to the most recent history (``windows`` or ``years``, not
     ``spread``): then a smaller size is also a later period."""

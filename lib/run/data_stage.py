@@ -43,7 +43,7 @@ def ensure_dataset(cfg: SweepConfig, d: DataConfig) -> None:
         notebook.execute(paths.NOTEBOOKS / "01_data_prep.ipynb", out, {
             "source": d.source, "tickers": ",".join(d.tickers), "target": d.target,
             "feature_set": d.feature_set, "csv_dir": d.csv_dir or "", "name": d.name,
-            "start": d.start or "", "end": d.end or "",
+            "start": d.start or "", "end": d.end or "", "max_gap_days": d.max_gap_days,
             "val_start": cfg.split.val_start or "", "test_start": cfg.split.test_start or ""})
     except pm.PapermillExecutionError as e:
         if e.ename in KNOWN_ERRORS:  # a bad input: its own message, the notebook keeps the rest

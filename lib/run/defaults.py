@@ -38,7 +38,8 @@ def notebook_defaults() -> dict[str, dict]:
         "01_data_prep": {
             "source": d.source, "tickers": ",".join(d.tickers), "target": d.target,
             "feature_set": d.feature_set, "csv_dir": d.csv_dir or "", "start": d.start or "",
-            "end": d.end or "", "name": d.name, "val_start": sp.val_start or "",
+            "end": d.end or "", "name": d.name, "max_gap_days": d.max_gap_days,
+            "val_start": sp.val_start or "",
             "test_start": sp.test_start or "", "val_frac": NOTEBOOK_ONLY["val_frac"],
             "test_frac": NOTEBOOK_ONLY["test_frac"], "context_len": sp.context_len,
             "threshold": sp.threshold, "smoke": False},

@@ -12,13 +12,14 @@ failing cell does not stop the others; the command exits non-zero if any cell fa
 stops cleanly; the next run does only what is missing. Upkeep (lock, status, regenerate,
 collect, dashboard) is :mod:`lib.run.upkeep`.
 
-About 410 lines, on purpose: the stages of a run and the command line that starts them, so that a
+About 450 lines, on purpose: the stages of a run and the command line that starts them, so that a
 reader follows ``make sweep`` from top to bottom in one file.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import queue
 import shutil
@@ -32,10 +33,10 @@ from pathlib import Path
 from ..analysis.final import final_cells
 from ..core import hardware, paths
 from ..core.config import ConfigError, SweepConfig
-from ..core.provenance import CorruptFileError, write_json
+from ..core.provenance import CorruptFileError, read_json, write_json
 from ..data import dataset as ds
 from ..model.budget import BudgetError, parse_budget
-from ..search.cells import Cell, StorageError, cells, data_ids, storage_url
+from ..search.cells import Cell, StorageError, cells, data_ids, scrub, storage_url
 from ..search.runner import work
 from ..search.study import cell_status, grid_sizes, init_cell
 from ..search.sweepfile import load_sweep
@@ -49,10 +50,15 @@ from .upkeep import (
     corrupt_records,
     dashboard,
     final_done,
+    orphans,
+    prune,
     regenerate,
+    report_inputs,
+    report_state,
     say,
     status_table,
     utilization,
+    write_cell_list,
 )
 
 
@@ -84,7 +90,8 @@ def run_cell_notebook(cell: Cell, threads: int, workers: int, sweep_file: str,
 
 def _subprocess(args: list[str], log: Path) -> int:
     log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "w") as f:
+    # 0600: a failing evaluation's traceback can quote the storage's driver
+    with open(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
         return subprocess.call([sys.executable, "-m", "lib.run.sweep", *args], stdout=f,
                                stderr=subprocess.STDOUT)
 
@@ -157,9 +164,10 @@ def init_studies(sweep: str, name: str, cfg: SweepConfig, force: bool) -> list[C
         say("warning: the budgets' grids offer very different numbers of architectures; the "
              "search effort per budget is not comparable (widen grid.d_model / grid.n_layers)")
     url = storage_url(name)
+    write_cell_list(name, cfg)
     todo = []
     for cell in cells(name, cfg):
-        init_cell(cell, cfg, url)
+        init_cell(cell, cfg, url, force)
         if force or not cell_done(cell, cell_status(cell, cfg, url)):
             todo.append(cell)
     # largest budgets first: the slots then finish together instead of one slot running the
@@ -230,7 +238,7 @@ def run_finals(sweep: str, name: str, cfg: SweepConfig, jobs: int, threads: int,
     (the imports are paid once per slot, not once per cell) takes the next unclaimed cell, the
     largest budgets first, so the slots finish together. A failure is marked in ``results``;
     returns the cells it evaluated."""
-    finals = [c for c in cells(sweep, cfg) if force or not final_done(c)]
+    finals = [c for c in cells(sweep, cfg) if force or not final_done(c, cfg)]
     finals.sort(key=lambda c: cost_rank(c, cfg))
     if not finals:
         return finals
@@ -247,7 +255,7 @@ def run_finals(sweep: str, name: str, cfg: SweepConfig, jobs: int, threads: int,
     finally:
         shutil.rmtree(claims, ignore_errors=True)
     for c in finals:
-        if not final_done(c):
+        if not final_done(c, cfg):
             results.setdefault(c.id, {})["status"] = "final failed"
             say(f"  {c.id}: final evaluation failed (see the final.<slot>.log files in "
                 f"{paths.rel(paths.SWEEPS / name)})")
@@ -255,10 +263,16 @@ def run_finals(sweep: str, name: str, cfg: SweepConfig, jobs: int, threads: int,
 
 
 def run_report(sweep: str, name: str, kernel: notebook.Kernel, changed: bool) -> int:
-    """The scaling report when anything changed or it is missing or torn; its exit status."""
-    if changed or any(not notebook.is_complete(paths.SWEEPS / name / nb)
-                      or not (paths.REPORTS / name / html).exists()
-                      for nb, html in report_pages(sweep)):
+    """The scaling report when anything changed, it was rendered from other inputs (an edited
+    sweep file, another final evaluation) or it is missing or torn; its exit status."""
+    rendered = paths.SWEEPS / name / "report_inputs.json"
+    try:
+        stale = read_json(rendered) != report_inputs(sweep, load_sweep(sweep))
+    except (OSError, CorruptFileError):
+        stale = True
+    if changed or stale or any(not notebook.is_complete(paths.SWEEPS / name / nb)
+                               or not (paths.REPORTS / name / html).exists()
+                               for nb, html in report_pages(sweep)):
         return make_report(sweep, kernel=kernel)
     return 0
 
@@ -278,6 +292,10 @@ def summarise(sweep: str, name: str, cfg: SweepConfig, results: dict, t0: float,
                f"slot(s)" if use["trial_s"] + use["final_train_s"] > 0 else "nothing to train")
     say(f"\nwall time {use['wall_s']:.0f} s; {trained}; reports in "
          f"{paths.rel(paths.REPORTS / name)}/")
+    gone = orphans(sweep, cfg)
+    if gone:
+        say(f"orphan cells, no longer in the sweep file and left out of the reports: "
+            f"{', '.join(gone)} (`make prune SWEEP={name}` moves them aside)")
     failed = [k for k, r in results.items() if "failed" in r.get("status", "")]
     if failed:
         say(f"FAILED: {', '.join(failed)}")
@@ -300,6 +318,9 @@ def make_report(sweep: str, kernel: notebook.Kernel | None = None) -> int:
     rc = 0
     for nb, html in report_pages(sweep):
         rc |= render(sweep, nb, paths.REPORTS / name / html, kernel)
+    if rc == 0:  # what the pages were rendered from: a later run re-renders when it changes
+        write_json(paths.SWEEPS / name / "report_inputs.json",
+                   report_inputs(sweep, load_sweep(sweep)))
     from ..reports.index import write_index
 
     say(f"index of every report: {paths.rel(write_index())}")
@@ -343,7 +364,8 @@ def _keep_traceback(name: str) -> None:
     if folder.is_dir() and any(p.is_dir() for p in folder.iterdir()):
         from ..core.provenance import atomic_write_bytes
 
-        atomic_write_bytes(folder / "last_error.log", traceback.format_exc().encode())
+        atomic_write_bytes(folder / "last_error.log", scrub(traceback.format_exc()).encode(),
+                           mode=0o600)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -363,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("--cell", default=None)
     w.add_argument("--threads", type=int, default=None)
     w.add_argument("--worker-id", default=f"w{os.getpid()}")
-    for cmd in ("status", "regenerate", "report"):
+    for cmd in ("status", "regenerate", "report", "prune"):
         sub.add_parser(cmd).add_argument("--sweep", default="default")
     d = sub.add_parser("dashboard", help="optuna-dashboard on 127.0.0.1 (no login)")
     d.add_argument("--sweep", default="default")
@@ -388,6 +410,12 @@ def main(argv: list[str] | None = None) -> int:
         if a.cmd == "status":
             cfg = load_sweep(a.sweep)
             say(status_table(a.sweep, cfg).to_string(index=False))
+            say(f"report: {report_state(a.sweep, cfg, report_pages(a.sweep))} "
+                f"({paths.rel(paths.REPORTS / name)}/)")
+            gone = orphans(a.sweep, cfg)
+            if gone:
+                say(f"orphan cells (not in the sweep file, left out of the reports; `make prune "
+                    f"SWEEP={name}` moves them aside): {', '.join(gone)}")
             return 0
         if a.cmd == "dashboard":
             return dashboard(a.sweep, a.port)
@@ -401,15 +429,25 @@ def main(argv: list[str] | None = None) -> int:
                 return regenerate(a.sweep)
             if a.cmd == "report":
                 return make_report(a.sweep)
+            if a.cmd == "prune":
+                return prune(a.sweep, load_sweep(a.sweep))
             if a.cmd == "final":
                 return final_cells(a.sweep, a.cell, a.threads)
     except _errors() as e:
-        say(f"error: {e}")
+        say(f"error: {scrub(str(e))}")
         _keep_traceback(name)
         return 2
     except KeyboardInterrupt:
         say("interrupted; run the same command to resume")
         return 130
+    except OSError as e:
+        if e.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+        where = e.filename or str(paths.ROOT)
+        say(f"error: cannot write {where}: {os.strerror(e.errno)}; the workbench writes its "
+            f"records under {paths.SWEEPS} and {paths.REPORTS} (set WORKBENCH_ROOT to a "
+            f"writable folder)")
+        return 2
     return 1
 
 

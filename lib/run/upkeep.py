@@ -15,6 +15,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import optuna
 import pandas as pd
 
 from ..core import paths
@@ -23,6 +24,7 @@ from ..core.provenance import CorruptFileError, read_json, write_json
 from ..data import dataset as ds
 from ..search import records
 from ..search.cells import Cell, cells, mask_url, open_storage, storage_url
+from ..search.contract import final_is_current, validation_choice
 from ..search.study import cell_status
 from ..search.sweepfile import load_sweep
 from . import notebook
@@ -116,7 +118,7 @@ def status_table(name: str, cfg: SweepConfig, results: dict | None = None) -> pd
                      "complete": c["complete"], "pruned": c["pruned"], "failed": c["failed"],
                      "best_objective": c.get("best_objective"), "best_arch": c.get("best_arch"),
                      "wall_s": round(r["wall_s"], 1) if "wall_s" in r else None,
-                     "final": "yes" if final_done(cell) else "no",
+                     "final": final_state(cell, cfg, url),
                      "status": r.get("status", "done" if c["finished"] >= c["target"]
                                      else "unfinished")})
     return pd.DataFrame(rows)
@@ -153,14 +155,129 @@ def utilization(sweep: str, cfg: SweepConfig, since: float, wall_s: float, jobs:
                           "that ended in this run) / (jobs x wall); overhead = 1 - share"}
 
 
-def final_done(cell: Cell) -> bool:
-    """A complete final evaluation in the current format (with its interval method)."""
+def final_state(cell: Cell, cfg: SweepConfig, url: str | None = None) -> str:
+    """``yes`` when ``final.json`` is a complete evaluation of the cell's current validation
+    choice with the current final settings, ``stale`` when it is complete but of another choice
+    or settings (the search moved on, or the file changed), ``no`` otherwise."""
     f = cell.dir / "final.json"
     try:
         state = read_json(f) if f.exists() else {}
     except CorruptFileError:
-        return False
-    return bool(state.get("complete")) and "interval" in state
+        return "no"
+    if not (state.get("complete") and "interval" in state):
+        return "no"
+    storage = open_storage(url or storage_url(cell.name), cfg.search.heartbeat_s,
+                           cfg.search.max_retry)
+    try:
+        study = optuna.load_study(study_name=cell.study_name, storage=storage)
+    except KeyError:
+        return "stale"
+    chosen = [t.number for t in validation_choice(study, cfg.final.top_k)]
+    return "yes" if final_is_current(state, chosen, cfg) else "stale"
+
+
+def final_done(cell: Cell, cfg: SweepConfig, url: str | None = None) -> bool:
+    """Whether the cell's final evaluation is of its current validation choice
+    (:func:`final_state`)."""
+    return final_state(cell, cfg, url) == "yes"
+
+
+def report_inputs(sweep: str, cfg: SweepConfig) -> dict:
+    """What a sweep's reports are rendered from: the resolved sweep file and each current cell's
+    final evaluation (its last update). A report rendered from other inputs is out of date."""
+    import hashlib
+    import json
+    from dataclasses import asdict
+
+    finals = {}
+    for c in cells(sweep, cfg):
+        try:
+            finals[c.id] = read_json(c.dir / "final.json").get("updated")
+        except (OSError, CorruptFileError):
+            finals[c.id] = None
+    text = json.dumps(asdict(cfg), sort_keys=True, default=str).encode()
+    return {"sweep_file": hashlib.sha256(text).hexdigest(), "finals": finals}
+
+
+def driver_active(name: str) -> str | None:
+    """Who holds the sweep's driver lock now (``pid … on … since …``), or None."""
+    path = paths.SWEEPS / Path(name).stem / ".driver.lock"
+    if not path.exists():
+        return None
+    with open(path) as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return f.read().strip() or "another process"
+        fcntl.flock(f, fcntl.LOCK_UN)
+    return None
+
+
+def report_state(sweep: str, cfg: SweepConfig, pages: list[tuple[str, str]]) -> str:
+    """The sweep's report as ``make status`` shows it: ``done``, ``missing``, ``incomplete`` (a
+    render that stopped half-way), ``out of date`` (rendered from other records or another
+    sweep file), with ``rendering`` when a driver holds the sweep now."""
+    name = Path(sweep).stem
+    state = "done"
+    for nb, html in pages:
+        page = paths.REPORTS / name / html
+        if not page.exists():
+            state = "missing"
+            break
+        if not notebook.is_complete(paths.SWEEPS / name / nb) or \
+                b"</html>" not in page.read_bytes()[-200:]:
+            state = "incomplete"
+            break
+    if state == "done":
+        try:
+            if read_json(paths.SWEEPS / name / "report_inputs.json") != report_inputs(sweep, cfg):
+                state = "out of date"
+        except (OSError, CorruptFileError):
+            state = "out of date"
+    holder = driver_active(name)
+    return f"{state}; rendering or running now ({holder})" if holder and state != "done" \
+        else state
+
+
+def write_cell_list(name: str, cfg: SweepConfig) -> None:
+    """``outputs/sweeps/<sweep>/cells.json``: the cells the sweep file names now (the index of
+    reports lists only these)."""
+    write_json(paths.SWEEPS / name / "cells.json", [c.id for c in cells(name, cfg)])
+
+
+def orphans(name: str, cfg: SweepConfig) -> list[str]:
+    """Cells of the sweep's folder or storage that its file no longer names (a removed budget,
+    horizon or data size): left out of every report, removed by :func:`prune`."""
+    current = {c.id for c in cells(name, cfg)}
+    folder = paths.SWEEPS / Path(name).stem
+    found = {p.name for p in folder.glob("*") if p.is_dir() and not p.name.startswith(".")
+             and ((p / "trials").is_dir() or (p / "best.json").exists())}
+    storage = open_storage(storage_url(Path(name).stem), cfg.search.heartbeat_s,
+                           cfg.search.max_retry)
+    prefix = f"{Path(name).stem}:"
+    found |= {s.study_name[len(prefix):] for s in optuna.get_all_study_summaries(storage)
+              if s.study_name.startswith(prefix)}
+    return sorted(found - current)
+
+
+def prune(name: str, cfg: SweepConfig) -> int:
+    """``make prune``: move every orphan cell's records and report page aside
+    (``.set_aside/``) and delete its study from the storage."""
+    from ..search.study import set_aside
+
+    storage = open_storage(storage_url(Path(name).stem), cfg.search.heartbeat_s,
+                           cfg.search.max_retry)
+    gone = orphans(name, cfg)
+    for cell_id in gone:
+        budget, *rest = cell_id.split("-")
+        cell = Cell(name, budget, int(rest[-1][1:]), rest[0] if len(rest) == 2 else "")
+        say(f"{cell_id}: moved to {paths.rel(set_aside(cell, storage, 'orphan'))}")
+    write_cell_list(Path(name).stem, cfg)
+    from ..reports.index import write_index
+
+    write_index()
+    say(f"{len(gone)} orphan cell(s) removed from sweep '{Path(name).stem}'")
+    return 0
 
 
 def collect(name: str, sources: list[str]) -> int:

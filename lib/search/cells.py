@@ -12,6 +12,7 @@ in every line shown (:func:`mask_url`).
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,11 +109,52 @@ def mask_url(url: str) -> str:
     return f"{scheme}{sep}{masked}@{host}"
 
 
+def _userinfo(url: str) -> str:
+    """What stands before the host (the LAST '@' after the scheme): user and password."""
+    rest = url.partition("://")[2] or url
+    at = rest.rfind("@")
+    return rest[:at] if at >= 0 else ""
+
+
+def check_url(url: str) -> str:
+    """``url`` when its password parses as typed; a StorageError saying which character to
+    percent-encode when the password holds a raw '@', ':' or '/' (the driver would read part of
+    it as the host, and print it)."""
+    info = _userinfo(url)
+    password = info.partition(":")[2]
+    for ch, code in (("@", "%40"), (":", "%3A"), ("/", "%2F")):
+        if ch in password:
+            raise StorageError(f"OPTUNA_STORAGE: the password holds a raw '{ch}': percent-encode "
+                               f"it as {code} (the URL is {mask_url(url)})")
+    return url
+
+
+def scrub(text: str, url: str | None = None) -> str:
+    """``text`` (an error message, a traceback) with every trace of the storage URL's password
+    replaced by ***: the whole URL, the password, and any piece of it a driver may quote (a
+    password with a raw '@' read as part of a host name). ``url`` defaults to
+    ``OPTUNA_STORAGE``."""
+    url = url if url is not None else os.environ.get("OPTUNA_STORAGE", "")
+    info = _userinfo(url)
+    password = info.partition(":")[2]
+    if not password:
+        return text
+    from urllib.parse import unquote
+
+    text = text.replace(url, mask_url(url))
+    forms = {password, unquote(password)}  # as typed, and as the driver decodes it
+    pieces = forms | {x for f in forms for x in re.split(r"[@:/%]", f) if len(x) >= 3}
+    for piece in sorted(pieces, key=len, reverse=True):
+        text = text.replace(piece, "***")
+    return text
+
+
 def storage_url(sweep: str) -> str:
-    """``OPTUNA_STORAGE`` when set, else the sweep's SQLite file (its folder is created)."""
+    """``OPTUNA_STORAGE`` when set (checked by :func:`check_url`), else the sweep's SQLite file
+    (its folder is created)."""
     url = os.environ.get("OPTUNA_STORAGE")
     if url:
-        return url
+        return check_url(url)
     db = paths.SWEEPS / Path(sweep).stem / "optuna.db"
     db.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{db}"
@@ -131,8 +173,9 @@ def open_storage(url: str, heartbeat_s: int = 30, max_retry: int = 2) -> optuna.
             heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
                 max_retry=max_retry))
     except Exception as e:  # sqlalchemy OperationalError, driver errors, bad URLs
-        raise StorageError(f"cannot open study storage {mask_url(url)}: "
-                           f"{type(e).__name__}: {str(e).splitlines()[0][:300]}") from None
+        raise StorageError(scrub(f"cannot open study storage {mask_url(url)}: "
+                                 f"{type(e).__name__}: {str(e).splitlines()[0][:300]}", url)) \
+            from None
 
 
 def storage_failure(e: BaseException) -> str | None:
@@ -144,7 +187,7 @@ def storage_failure(e: BaseException) -> str | None:
     seen = 0
     while e is not None and seen < 10:
         if isinstance(e, sqlalchemy.exc.SQLAlchemyError):
-            return f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+            return scrub(f"{type(e).__name__}: {str(e).splitlines()[0][:200]}")
         e = e.__cause__ or e.__context__
         seen += 1
     return None

@@ -39,6 +39,7 @@ from .cells import (
     cells,
     mask_url,
     open_storage,
+    scrub,
     storage_failure,
     storage_url,
 )
@@ -151,7 +152,7 @@ class CellRunner:
 
     def log(self, msg: str) -> None:
         """Print a line and append it to the cell's sweep log."""
-        line = f"{now_iso()} {self.cell.id} {msg}"
+        line = scrub(f"{now_iso()} {self.cell.id} {msg}")
         self._print(line)
         with open(self.log_path, "a") as f:  # this process is the only writer of this file
             f.write(line + "\n")

@@ -9,6 +9,7 @@ recorded as such (``records.effort``). A study created on another dataset is ref
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
 
 import optuna
 from optuna.trial import TrialState
@@ -19,7 +20,7 @@ from ..core.provenance import provenance
 from ..data import dataset as ds
 from ..data.splits import feature_columns
 from ..model.budget import Arch, base_model, budget_grid, extremes
-from . import records
+from . import contract, records
 from .cells import Cell, open_storage
 
 
@@ -98,6 +99,13 @@ def create_study(cell: Cell, cfg: SweepConfig, storage, archs_all: list[Arch],
             f"{recorded[:12]}…, but that dataset is now {manifest['sha256'][:12]}…: new trials "
             f"would mix two datasets. Run the sweep under another name (or delete "
             f"{paths.rel(paths.SWEEPS / cell.name)} to start it again)")
+    trials = study.get_trials(deepcopy=False)
+    what = contract.check_study(study.user_attrs, records.counts(trials)["sampled"], cfg,
+                                cell.id, cell.name, cell.data) if trials else []
+    if what:
+        raise contract.refusal(cell.id, cell.name, what)
+    if "definition" not in study.user_attrs or not trials:
+        study.set_user_attr("definition", contract.of_config(cfg, cell.data))
     if study.user_attrs.get("n_trials") != cfg.search.n_trials:
         study.set_user_attr("n_trials", cfg.search.n_trials)
     if "provenance" not in study.user_attrs:
@@ -128,12 +136,43 @@ def grid_sizes(cfg: SweepConfig) -> dict[str, int]:
     return {b: len(budget_grid(b, base, cfg.grid)) for b in cfg.budgets}
 
 
-def init_cell(cell: Cell, cfg: SweepConfig, url: str) -> optuna.Study:
-    """Create a cell's study before any worker starts (no training, no pre-flight)."""
+def init_cell(cell: Cell, cfg: SweepConfig, url: str, force: bool = False) -> optuna.Study:
+    """Create a cell's study before any worker starts (no training, no pre-flight). A study the
+    sweep file no longer matches is refused (:mod:`lib.search.contract`); with ``force`` its
+    records are moved aside (:func:`set_aside`) and its search starts again."""
     entry = ds.manifest_entry(cfg.data.name)
     base = base_model(cfg, n_inputs(cfg, entry))
     storage = open_storage(url, cfg.search.heartbeat_s, cfg.search.max_retry)
-    return create_study(cell, cfg, storage, budget_grid(cell.budget, base, cfg.grid), entry)
+    archs = budget_grid(cell.budget, base, cfg.grid)
+    try:
+        return create_study(cell, cfg, storage, archs, entry)
+    except contract.SweepChanged:
+        if not force:
+            raise
+    set_aside(cell, storage, "changed")
+    return create_study(cell, cfg, storage, archs, entry)
+
+
+def set_aside(cell: Cell, storage, why: str) -> Path:
+    """Move a cell's records, executed notebook and report page to
+    ``outputs/sweeps/<sweep>/.set_aside/<cell>-<why>-<time>/`` and delete its study from the
+    storage (every finished trial is in the records moved). Returns the folder."""
+    import shutil
+    import time
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    dest = paths.SWEEPS / cell.name / ".set_aside" / f"{cell.id}-{why}-{stamp}"
+    dest.mkdir(parents=True)
+    if cell.dir.exists():
+        shutil.move(str(cell.dir), str(dest / "records"))
+    page = paths.REPORTS / cell.name / f"{cell.id}.html"
+    if page.exists():
+        shutil.move(str(page), str(dest / page.name))
+    try:
+        optuna.delete_study(study_name=cell.study_name, storage=storage)
+    except KeyError:
+        pass
+    return dest
 
 
 def cell_status(cell: Cell, cfg: SweepConfig, url: str) -> dict:
