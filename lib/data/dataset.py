@@ -116,8 +116,9 @@ def mismatches(cfg: DataConfig, entry: dict) -> list[str]:
     want = request_of(cfg)
     have = entry.get("request") or {"config": entry.get("config"), "features_code": None}
     out = []
+    default = asdict(DataConfig())  # a setting added to the code since reads as its default
     for key in sorted(set(want["config"]) | set(have.get("config") or {})):
-        a, b = (have.get("config") or {}).get(key), want["config"].get(key)
+        a, b = (have.get("config") or {}).get(key, default.get(key)), want["config"].get(key)
         if a != b:
             out.append(f"data.{key}: the dataset has {a!r}, the request asks for {b!r}")
     if have.get("features_code") != want["features_code"]:
