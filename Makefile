@@ -20,7 +20,7 @@ TESTTMP ?= $(CURDIR)/outputs/.test
 # pytest-xdist processes (by file); the notebooks then run in order
 TEST_WORKERS ?= 2
 
-.PHONY: help setup data trial sweep ablation worker status final report prune regenerate lab dashboard bench \
+.PHONY: help setup data trial sweep ablation worker status final report prune regenerate lab dashboard bench calibrate \
         test lint clean clean-data
 
 help: ## show this list of targets
@@ -86,6 +86,9 @@ lab: setup ## JupyterLab on 127.0.0.1 (with a token), opened in notebooks/
 
 dashboard: setup ## optuna-dashboard on 127.0.0.1 (no login) for a sweep's storage: make dashboard SWEEP=...
 	$(PY) -m lib.run.sweep dashboard --sweep $(SWEEP) --port $(PORT)
+
+calibrate: setup ## coverage of the paired intervals on simulated dependent test days -> outputs/calibration/
+	$(PY) -m lib.analysis.calibrate $(CALIBRATEFLAGS)
 
 bench: setup ## throughput, MFU, batched speed-up, stages -> outputs/bench/<timestamp>.json [AGAINST=commit]
 	$(PY) -m lib.bench $(BENCHFLAGS) $(if $(AGAINST),--against $(AGAINST))

@@ -37,10 +37,13 @@ from ..train.baselines import cached_baselines
 from ..train.metrics import evaluate, fast_metrics, sigmoid
 from ..train.trainer import predict_logits
 from ..train.trial import arch_record, build, compute_record, fit, fit_many, passes_per_epoch
+from . import ledger
 from .stats import (
+    HAC_RULE,
+    auc_influence,
     block_length,
-    bootstrap_p,
     delong,
+    hac_interval,
     hierarchical,
     percentile_ci,
 )
@@ -86,60 +89,56 @@ def aggregate(y: np.ndarray, probs: list[np.ndarray], base: float, resamples: in
     return out
 
 
-def compare(y: np.ndarray, probs: list[np.ndarray], p_base: np.ndarray, base: float,
-            resamples: int, block: int, seed: int = 0) -> dict:
-    """Model (per-seed probabilities) against one baseline, paired on the same resampled days:
-    differences model - baseline in AUC and log loss with 95% intervals and bootstrap p-values,
-    and DeLong's test on the seed-mean probabilities (assumes independence)."""
-    def stat(yb, groups):
-        model = [fast_metrics(yb, p, base) for p in groups[0]]
-        ref = fast_metrics(yb, groups[1][0], base)
-        out = []
-        for k in COMPARED:
-            if ref[k] is None or any(m[k] is None for m in model):
-                return None
-            out.append(float(np.mean([m[k] for m in model])) - ref[k])
-        return out
+def day_loss(y: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Each day's log loss of probabilities ``q`` (clipped as every metric clips them)."""
+    q = np.clip(np.asarray(q, dtype=float), 1e-7, 1 - 1e-7)
+    return -(y * np.log(q) + (1 - y) * np.log1p(-q))
 
-    est = stat(np.asarray(y), [np.asarray(probs), np.asarray([p_base])])
-    draws = hierarchical(y, [probs, [p_base]], stat, block, resamples, seed)
-    out = {}
-    for i, k in enumerate(COMPARED):
-        d = draws[:, i] if len(draws) else np.zeros(0)
-        out[f"{k}_diff"] = {"estimate": est[i] if est else None, "ci95": percentile_ci(d),
-                            "p_value": bootstrap_p(est[i], d) if est else None,
-                            "n_resamples": int(len(d))}
+
+def compare(y: np.ndarray, probs: list[np.ndarray], p_base: np.ndarray, horizon: int) -> dict:
+    """Model (per-seed probabilities) against one baseline on the same days: differences model -
+    baseline in AUC and log loss with calibrated 95% intervals and p-values for dependent days
+    (:func:`lib.analysis.stats.hac_interval`), and DeLong's test on the seed-mean probabilities
+    (assumes independence)."""
+    y = np.asarray(y)
+    p_base = np.asarray(p_base, dtype=float)
+    if y.min() == y.max():
+        return {f"{k}_diff": {"estimate": None, "ci95": [None, None], "p_value": None}
+                for k in COMPARED} | {"delong_iid": {"p_value": None}, "method": HAC_RULE}
+    loss = [day_loss(y, p) - day_loss(y, p_base) for p in probs]
+    d = np.mean(loss, axis=0)
+    auc_base, psi_base = auc_influence(y, p_base)
+    seeds = [auc_influence(y, p) for p in probs]
+    psi = np.mean([s[1] for s in seeds], axis=0) - psi_base
+    auc_seeds = np.asarray([s[0] for s in seeds]) - auc_base
+    out = {"auc_diff": hac_interval(psi, float(auc_seeds.mean()), horizon, auc_seeds),
+           "logloss_diff": hac_interval(d, float(d.mean()), horizon,
+                                        np.asarray([x.mean() for x in loss]))}
     out["delong_iid"] = delong(y, np.mean(probs, axis=0), p_base)
-    out["method"] = ("paired hierarchical block bootstrap (same resampled days for both; model "
-                     "seeds resampled); p-value from the centred bootstrap distribution")
+    out["method"] = HAC_RULE + "; DeLong's test assumes independent days"
     return out
-
-
-def test_probabilities(model, splits) -> np.ndarray:
-    """The selected model's probabilities on the test block: the one place the test is read."""
-    X = torch.as_tensor(splits.test.X, device=next(model.parameters()).device)
-    return sigmoid(predict_logits(model, X).cpu())
 
 
 def interval_for(y, probs: list[np.ndarray], baseline_p: dict[str, np.ndarray], horizon: int,
                  resamples: int) -> dict:
     """Block length for a cell: from the labels, the configuration's per-day log loss (seed-mean
     probabilities) and its per-day log-loss difference to every baseline but the prior."""
-    p = np.clip(np.mean([np.asarray(q) for q in probs], axis=0), 1e-7, 1 - 1e-7)
-
-    def day_loss(q):
-        q = np.clip(np.asarray(q, dtype=float), 1e-7, 1 - 1e-7)
-        return -(y * np.log(q) + (1 - y) * np.log1p(-q))
-
-    series = [y.astype(float), day_loss(p)] + [day_loss(p) - day_loss(b)
-                                               for k, b in baseline_p.items() if k != "prior"]
+    p = np.mean([np.asarray(q) for q in probs], axis=0)
+    series = [y.astype(float), day_loss(y, p)] + [day_loss(y, p) - day_loss(y, b)
+                                                  for k, b in baseline_p.items() if k != "prior"]
     return dict(block_length(horizon, series), resamples=resamples)
 
 
-def comparisons(y, probs: list[np.ndarray], baseline_p: dict[str, np.ndarray], names, base: float,
-                resamples: int, block: int) -> dict:
+def comparisons(y, probs: list[np.ndarray], baseline_p: dict[str, np.ndarray], names,
+                horizon: int) -> dict:
     """:func:`compare` against each named baseline."""
-    return {k: compare(y, probs, np.asarray(baseline_p[k]), base, resamples, block) for k in names}
+    return {k: compare(y, probs, np.asarray(baseline_p[k]), horizon) for k in names}
+
+
+def test_probabilities(model, splits) -> np.ndarray:
+    """The selected model's probabilities on the test block: the one place the test is read."""
+    X = torch.as_tensor(splits.test.X, device=next(model.parameters()).device)
+    return sigmoid(predict_logits(model, X).cpu())
 
 
 def seed_means(vals: list[dict], keys=("logloss", "auc", "skill", "skill_own")) -> dict:
@@ -184,6 +183,7 @@ def run_final(cell: Cell, cfg: SweepConfig, threads: int | None = None) -> dict:
                   "split": splits.stats.to_dict(), "complete": False,
                   "evaluated": evaluated, "final_settings": final_settings(cfg)})
     runs = state.setdefault("configs", {})
+    scored: dict[int, list[int]] = {}  # seeds scored on the test block for the first time
     for rank, t in enumerate(chosen):
         entry = runs.setdefault(str(t.number), {"trial": t.number, "val_objective": t.value,
                                                 "params": t.params, "seeds": {}})
@@ -198,6 +198,7 @@ def run_final(cell: Cell, cfg: SweepConfig, threads: int | None = None) -> dict:
             entry["arch"], entry["n_params"] = arch_record(arch, built[0][1], models[0])
             for seed, model, result in zip(group, models, results, strict=True):
                 p = test_probabilities(model, splits)
+                scored.setdefault(t.number, []).append(seed)
                 entry["seeds"][str(seed)] = {
                     "test": evaluate(y_test, p, base), "val": result.val,
                     "best_epoch": result.best_epoch, "seconds": result.seconds,
@@ -210,7 +211,8 @@ def run_final(cell: Cell, cfg: SweepConfig, threads: int | None = None) -> dict:
             state["updated"] = now_iso()
             write_json(path, state)
         entry["val_mean"] = seed_means([s["val"] for s in entry["seeds"].values()])
-    if "baselines" not in state:
+    baselines_scored = "baselines" not in state
+    if baselines_scored:
         b = cached_baselines(df, splits, paths.BASELINE_CACHE, evaluate_test=True,
                              seed=cfg.train.seed)
         state["baselines"] = {k: {"params": v["params"], "val": v["val"], "test": v["test"],
@@ -223,8 +225,11 @@ def run_final(cell: Cell, cfg: SweepConfig, threads: int | None = None) -> dict:
     for n, entry in runs.items():
         entry["aggregate"] = aggregate(y_test, probs[n], base, cfg.final.bootstrap,
                                        interval["block_length"])
-    state["comparisons"] = comparisons(y_test, best, baseline_p, BASELINES, base,
-                                       cfg.final.bootstrap, interval["block_length"])
+    state["comparisons"] = comparisons(y_test, best, baseline_p, BASELINES, cell.horizon)
+    block = {"first": str(splits.test.dates.min().date()),
+             "last": str(splits.test.dates.max().date()), "windows": int(len(y_test))}
+    ledger.record(cell.name, cell.id, block, [t.number for t in chosen], scored,
+                  baselines_scored)
     state.pop("vs_logreg", None)
     state["y_test"] = y_test.astype(int).tolist()
     state["test_dates"] = [str(d.date()) for d in splits.test.dates]
@@ -239,6 +244,8 @@ def run_final(cell: Cell, cfg: SweepConfig, threads: int | None = None) -> dict:
             folds.append({"fold": k, "seed": seeds[0], "split": sp.stats.to_dict(),
                           "test": evaluate(sp.test.y, p, float(sp.train.y.mean()))})
         state["walk_forward"] = folds
+        ledger.record(cell.name, cell.id, {"walk_forward_folds": len(folds)},
+                      [chosen[0].number], {chosen[0].number: [seeds[0]] * len(folds)}, False)
     state["complete"] = True
     state["updated"] = now_iso()
     write_json(path, state)

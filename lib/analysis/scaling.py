@@ -9,10 +9,12 @@ power law a * N^(-alpha).
 A fit is IDENTIFIED only when neither the estimate nor more than ``max_bound_share`` of the
 bootstrap fits sit on a bound of the parameter space (|alpha| = 3, the amplitude's limits, or c at
 the smallest observed loss, where the power term vanishes). An unidentified fit prints no exponent
-as a result. Beside the law, an effect size that needs no law: the least-squares change of the
-measure per decade of N, with its bootstrap interval; below a threshold set in the sweep file the
-verdict is "no practically meaningful scaling". alpha may come out negative (error growing with
-size): that is reported as it is.
+as a result. Beside the law, an effect size that needs no law: the least-squares change of skill
+per decade of N (:func:`skill_slope`), with an interval calibrated for dependent days, and a
+three-state verdict on it (:func:`decide`): "scales", "no meaningful scaling" (an equivalence test
+against the sweep file's smallest effect of interest) or "inconclusive", with the minimum effect
+the design detects (:func:`mde`). alpha may come out negative (error growing with size): that is
+reported as it is.
 """
 
 from __future__ import annotations
@@ -212,22 +214,6 @@ def identified(fit: dict, boot: dict, max_bound_share: float) -> tuple[bool, str
     return True, ""
 
 
-def effect_verdict(skill_per_decade: float, ci: list, threshold: float) -> str:
-    """Practical size of the change of skill per decade of N (positive: skill grows)."""
-    lo, hi = ci
-    if lo is None:
-        return "effect size unavailable"
-    if -threshold < lo and hi < threshold:
-        return (f"no practically meaningful scaling: skill changes by less than {threshold:g} "
-                f"per decade of N at 95%")
-    if lo > 0 and skill_per_decade >= threshold:
-        return f"skill grows by {skill_per_decade:.3f} per decade of N (95% interval above 0)"
-    if hi < 0 and skill_per_decade <= -threshold:
-        return f"skill falls by {-skill_per_decade:.3f} per decade of N (95% interval below 0)"
-    return (f"effect size inconclusive: the interval of the change of skill per decade "
-            f"[{lo:.3f}, {hi:.3f}] reaches {threshold:g} in size")
-
-
 def verdict(fit: dict, boot: dict, max_bound_share: float) -> dict:
     """The law's verdict: ``code`` (not_identified, no_evidence, scaling, inverse) and text."""
     ok, why = identified(fit, boot, max_bound_share)
@@ -244,3 +230,96 @@ def verdict(fit: dict, boot: dict, max_bound_share: float) -> dict:
                 "text": "error falls with model size (alpha > 0 at 95%)"}
     return {"code": "inverse", "identified": True,
             "text": "error grows with model size (alpha < 0 at 95%): inverse scaling"}
+
+
+def skill_slope(N, day_losses: np.ndarray, ref_day: np.ndarray, horizon: int,
+                per_seed: np.ndarray | None = None, level: float = 0.95) -> dict:
+    """The change of skill per decade of N with a calibrated interval for dependent test days.
+
+    Skill is ``1 - L / L_ref`` (``L_ref`` a reference log loss on the same days: the training
+    base rate's, or the block's own rate's for the drift-aware skill), so its least-squares slope
+    against log10 N is ``-slope(L) / L_ref``, a ratio of two means over days. Its per-day
+    influence values (the delta method) go to :func:`lib.analysis.stats.hac_interval`, the same
+    interval whose coverage ``make calibrate`` measures for paired differences.
+
+    Args:
+        day_losses: [budgets, days] each budget's per-day log loss, mean over its seeds.
+        ref_day: [days] the reference's per-day log loss.
+        per_seed: the slope computed with each seed (seed k of every budget): its spread is
+            added to the variance.
+    """
+    from .stats import hac_interval
+
+    x = np.log10(np.asarray(N, dtype=float))
+    w = (x - x.mean()) / np.sum((x - x.mean()) ** 2)  # least-squares slope weights
+    s_day = w @ np.asarray(day_losses, dtype=float)  # [days]: slope = mean over days
+    ref = float(np.mean(ref_day))
+    est = -float(s_day.mean()) / ref
+    influence = -(s_day - (-est) * np.asarray(ref_day, dtype=float)) / ref
+    out = hac_interval(influence, est, horizon, per_seed, level)
+    return out | {"mde80": mde(out), "ref_logloss": ref}
+
+
+def mde(interval: dict, power: float = 0.8) -> float:
+    """Minimum detectable effect at ``power`` for a two-sided test at the interval's level: the
+    true effect that the interval excludes 0 for with that probability, (critical value +
+    z_power) x standard error."""
+    from scipy import stats as st
+
+    return float((interval["critical_value"] + st.norm.ppf(power)) * interval["se"])
+
+
+def decide(est: float, ci95: list, ci90: list, threshold: float,
+           p_adjusted: float | None = None, alpha: float = 0.05) -> dict:
+    """Three-state verdict on the change of skill per decade of N (research rule 25).
+
+    ``no meaningful scaling`` when the 90% interval lies within +-``threshold`` (an equivalence
+    test, two one-sided tests at 5%); else ``scales`` or ``falls with size`` when the 95%
+    interval excludes 0 (and the family-adjusted p-value, when given, is below ``alpha``); else
+    ``inconclusive``: no evidence either way, which is not evidence of no effect."""
+    lo90, hi90 = ci90
+    lo, hi = ci95
+    if -threshold < lo90 and hi90 < threshold:
+        return {"code": "no_meaningful_scaling",
+                "text": f"no meaningful scaling: the 90% interval [{lo90:+.4f}, {hi90:+.4f}] lies "
+                        f"within +-{threshold:g} skill per decade (equivalence test)"}
+    significant = (lo > 0 or hi < 0) and (p_adjusted is None or p_adjusted < alpha)
+    if significant and est > 0:
+        return {"code": "scales", "text": f"scales: skill grows by {est:+.4f} per decade of N "
+                                          f"(95% interval [{lo:+.4f}, {hi:+.4f}] above 0)"}
+    if significant:
+        return {"code": "falls", "text": f"falls with size: skill changes by {est:+.4f} per "
+                                         f"decade of N (95% interval [{lo:+.4f}, {hi:+.4f}] "
+                                         f"below 0)"}
+    return {"code": "inconclusive",
+            "text": f"inconclusive: the 95% interval [{lo:+.4f}, {hi:+.4f}] neither excludes 0 "
+                    f"nor lies within +-{threshold:g}; no evidence either way, which is not "
+                    f"evidence of no effect"}
+
+
+def skill_per_decade(N, y: np.ndarray, probs: list[list[np.ndarray]], ref_rate: float,
+                     horizon: int) -> dict:
+    """The change of skill per decade of N from each budget's per-seed test probabilities, with
+    its calibrated 95% and 90% intervals, p-value and minimum detectable effect (skill against a
+    constant prediction of ``ref_rate``).
+
+    Args:
+        probs: per budget (in the order of ``N``), the list of its seeds' probabilities.
+    """
+    y = np.asarray(y, dtype=float)
+
+    def day_loss(p):
+        p = np.clip(np.asarray(p, dtype=float), 1e-7, 1 - 1e-7)
+        return -(y * np.log(p) + (1 - y) * np.log1p(-p))
+
+    per_cell = [[day_loss(p) for p in seeds] for seeds in probs]  # [budgets][seeds][days]
+    ref = day_loss(np.full(len(y), ref_rate))
+    x = np.log10(np.asarray(N, dtype=float))
+    k = min(len(c) for c in per_cell)
+    per_seed = np.asarray([-np.polyfit(x, [c[j].mean() for c in per_cell], 1)[0] / ref.mean()
+                           for j in range(k)])
+    days = np.asarray([np.mean(c, axis=0) for c in per_cell])
+    t95 = skill_slope(N, days, ref, horizon, per_seed)
+    t90 = skill_slope(N, days, ref, horizon, per_seed, level=0.90)
+    return {"skill_per_decade": t95["estimate"], "skill_per_decade_ci95": t95["ci95"],
+            "skill_per_decade_ci90": t90["ci95"], "skill_test": t95, "test_days": int(len(y))}

@@ -7,6 +7,15 @@ length of at least the horizon, chosen by the automatic rule of Politis & White 
 Patton, Politis & White 2009). Seeds are resampled together with the days (a hierarchical
 bootstrap), so an interval carries the spread between re-trainings as well.
 
+Paired differences of a model and a baseline (AUC, log loss) get a calibrated interval instead
+(:func:`hac_interval`): each difference is a mean of per-day influence values (the per-day log-loss
+difference; for AUC the DeLong placements of each day, Hanley & McNeil's structural components),
+its variance the Bartlett (Newey-West) long-run variance with a bandwidth of a tenth of the days,
+read against fixed-b critical values (Kiefer & Vogelsang 2005) so that the bandwidth's own
+uncertainty is in the interval, plus the spread between re-training seeds. On simulated test
+blocks with persistent volatility, overlapping labels and dependent errors it covers 94-97% where
+the block-bootstrap percentile interval covered 86-94% (``make calibrate``, docs/search.md).
+
 DeLong's test (DeLong et al. 1988; fast algorithm of Sun & Xu 2014) stays available as a secondary
 number: it assumes independent test days, and says so wherever it is shown.
 """
@@ -167,6 +176,86 @@ def delong(y: np.ndarray, p1: np.ndarray, p2: np.ndarray) -> dict:
     return {"auc_1": float(aucs[0]), "auc_2": float(aucs[1]), "diff": float(diff),
             "z": float(z), "p_value": float(2 * stats.norm.sf(abs(z))),
             "assumes": "independent test days"}
+
+
+HAC_BANDWIDTH = 0.1  # Bartlett bandwidth as a share of the test days (fixed b)
+HAC_RULE = ("mean of per-day influence values (log-loss difference; DeLong placements for AUC), "
+            "Bartlett long-run variance with bandwidth max(horizon, 0.1 x days) and fixed-b "
+            "critical values (Kiefer & Vogelsang 2005), plus the between-seed variance / seeds")
+
+
+def auc_influence(y: np.ndarray, p: np.ndarray) -> tuple[float, np.ndarray]:
+    """The AUC of ``p`` and its per-day influence values: for a positive day the share of negative
+    days it outranks, for a negative day the share of positive days that outrank it (DeLong's
+    placements, ties counted half), centred and scaled so that AUC - truth is, to first order,
+    the mean of the influence values."""
+    y = np.asarray(y).astype(bool)
+    p = np.asarray(p, dtype=float)
+    m, n0 = int(y.sum()), int((~y).sum())
+    r_all = stats.rankdata(p)
+    v = (r_all[y] - stats.rankdata(p[y])) / n0  # negatives below each positive
+    w = 1 - (r_all[~y] - stats.rankdata(p[~y])) / m  # positives above each negative
+    auc = float(v.mean())
+    pi = m / len(y)
+    psi = np.empty(len(y))
+    psi[y], psi[~y] = (v - auc) / pi, (w - auc) / (1 - pi)
+    return auc, psi
+
+
+def bartlett_lrv(x: np.ndarray, bandwidth: int) -> float:
+    """Long-run variance of a series by the Bartlett kernel (Newey & West 1987)."""
+    x = np.asarray(x, dtype=float) - np.mean(x)
+    n = len(x)
+    s = g0 = float(x @ x) / n
+    for j in range(1, min(bandwidth, n)):
+        s += 2 * (1 - j / bandwidth) * float(x[j:] @ x[:-j]) / n
+    return max(s, g0 * 1e-9)
+
+
+_FIXED_B: dict[float, np.ndarray] = {}
+
+
+def fixed_b_null(b: float, draws: int = 20000, n: int = 500) -> np.ndarray:
+    """Sorted |t| of the Bartlett-HAC t-statistic under the null with bandwidth b x n: its
+    fixed-b distribution (Kiefer & Vogelsang 2005), simulated once (seeded) and cached."""
+    if b not in _FIXED_B:
+        rng = np.random.default_rng(20050101)
+        x = rng.standard_normal((draws, n))
+        xc = x - x.mean(axis=1, keepdims=True)
+        m = max(int(round(b * n)), 1)
+        lrv = np.einsum("ij,ij->i", xc, xc) / n
+        for j in range(1, m):
+            lrv += 2 * (1 - j / m) * np.einsum("ij,ij->i", xc[:, j:], xc[:, :-j]) / n
+        t = np.sqrt(n) * x.mean(axis=1) / np.sqrt(np.maximum(lrv, 1e-12))
+        _FIXED_B[b] = np.sort(np.abs(t))
+    return _FIXED_B[b]
+
+
+def hac_interval(x: np.ndarray, estimate: float, horizon: int, per_seed: np.ndarray | None = None,
+                 level: float = 0.95, b: float = HAC_BANDWIDTH) -> dict:
+    """Interval and two-sided p-value of ``estimate`` (to first order the mean of the per-day
+    influence series ``x``; for a mean, ``x`` itself) for dependent test days.
+
+    Args:
+        x: per-day influence values, [n days] (seeds already averaged).
+        horizon: the label's horizon: the bandwidth is never shorter.
+        per_seed: the statistic of each re-training seed: the spread between seeds / seeds is
+            added to the variance (the days alone cannot show a seed-level effect).
+    """
+    x = np.asarray(x, dtype=float)
+    n = len(x)
+    bandwidth = max(int(horizon), int(round(b * n)), 2)
+    var = bartlett_lrv(x, bandwidth) / n
+    if per_seed is not None and len(per_seed) > 1:
+        var += float(np.var(per_seed, ddof=1)) / len(per_seed)
+    se = math.sqrt(var)
+    null = fixed_b_null(round(bandwidth / n, 2))
+    crit = float(np.quantile(null, level))
+    t = abs(estimate) / se if se > 0 else math.inf
+    p = float((np.sum(null >= t) + 1) / (len(null) + 1))
+    return {"estimate": float(estimate), "ci95": [estimate - crit * se, estimate + crit * se],
+            "p_value": p, "se": se, "bandwidth": bandwidth, "critical_value": crit,
+            "method": HAC_RULE}
 
 
 def circular_shift_null(y: np.ndarray, p: np.ndarray, stat: Callable, min_shift: int,

@@ -21,10 +21,11 @@ import pandas as pd
 from ..analysis.scaling import (
     available_cpus,
     bootstrap_fits,
-    effect_verdict,
+    decide,
     fit_law,
     law,
     per_decade,
+    skill_per_decade,
     verdict,
 )
 from ..analysis.stats import hierarchical, holm
@@ -32,7 +33,7 @@ from ..core.config import SweepConfig
 from ..core.provenance import read_json
 from ..model.budget import fmt_count, parse_budget
 from ..search.cells import cells
-from ..train.metrics import base_logloss, fast_metrics
+from ..train.metrics import fast_metrics
 
 MEASURES = {"test_logloss": "test log loss",
             "test_skill_loss": "1 - drift-aware test skill (log loss / own-rate log loss)"}
@@ -221,10 +222,6 @@ def scaling_fits(finals: list[dict], cfg: SweepConfig, measure: str = "test_logl
         entry = {"horizon": h, "budgets": [s["cell"]["budget"] for s in group],
                  "N": N.tolist(), "n_axis": a.n_axis, "measure": measure, "L": L.tolist(),
                  "block_length": block, "resamples": resamples}
-        # skill per unit of the measure: skill = 1 - logloss / base log loss (train rate) for
-        # log loss, and 1 - measure for the drift-aware skill loss
-        to_skill = -1.0 / base_logloss(y, group[0]["base_rate"]) if measure == "test_logloss" \
-            else -1.0
         if len(np.unique(N)) < 2:
             entry.update(fit=None, verdict={"code": "one_budget", "identified": False,
                                             "text": "one budget only: no scaling fit possible"})
@@ -233,7 +230,6 @@ def scaling_fits(finals: list[dict], cfg: SweepConfig, measure: str = "test_logl
         draws = hierarchical(y, probs, stat, block, resamples, seed)
         slope = per_decade(N, L)
         entry["per_decade"] = slope
-        entry["skill_per_decade"] = to_skill * slope
         next_N = float(N[-1] * (N[-1] / N[-2]))
         entry["next_N"] = next_N
         with_c = len(np.unique(N)) >= a.min_budgets_with_c
@@ -245,13 +241,21 @@ def scaling_fits(finals: list[dict], cfg: SweepConfig, measure: str = "test_logl
             v = verdict(f, boot, a.max_bound_share)
             entry[key] = dict(f, ci=boot, verdict=v,
                               pred_next=float(law(next_N, f["a"], f["alpha"], f["c"])))
-        ci = entry["fit"]["ci"]["per_decade_ci95"]
-        skill_ci = sorted(to_skill * v for v in ci) if ci[0] is not None else [None, None]
-        entry["skill_per_decade_ci95"] = skill_ci
-        entry["effect"] = effect_verdict(entry["skill_per_decade"], skill_ci,
-                                         a.meaningful_skill_per_decade)
+        # skill against the training rate for log loss, the block's own rate for the skill loss
+        rate = group[0]["base_rate"] if measure == "test_logloss" else float(np.mean(y))
+        entry.update(skill_per_decade(N, y, probs, rate, h))
         entry["verdict"] = entry["fit"]["verdict"]
         out[h] = entry
+    # one family: the horizons' tests of "skill changes with N" are Holm-corrected together
+    family = holm({h: e["skill_test"]["p_value"] for h, e in out.items() if "skill_test" in e},
+                  a.alpha)
+    for h, e in out.items():
+        if "skill_test" in e:
+            e["skill_test"]["p_holm"] = family[h]["p_holm"]
+            e["decision"] = decide(e["skill_per_decade"], e["skill_per_decade_ci95"],
+                                   e["skill_per_decade_ci90"], a.meaningful_skill_per_decade,
+                                   family[h]["p_holm"], a.alpha)
+            e["effect"] = e["decision"]["text"]
     return out
 
 
@@ -278,10 +282,13 @@ def conclusions(results: pd.DataFrame, fits: dict[int, dict], cfg: SweepConfig) 
     blocks = sorted({int(b) for b in results["block_length"].dropna()})
     out.append(
         f"Every test number is a mean over {', '.join(map(str, seeds))} re-training seed(s) "
-        f"(never the search's seed) with a 95% hierarchical block-bootstrap interval (mean block "
-        f"length {', '.join(map(str, blocks))} day(s), seeds resampled with the days). Each cell "
-        f"searched {int(results['trials_sampled'].min())}-{int(results['trials_sampled'].max())}"
-        f" sampled trials plus {int(results['trials_enqueued'].min())}-"
+        f"(never the search's seed). A model's own metrics carry a 95% hierarchical "
+        f"block-bootstrap interval (mean block length {', '.join(map(str, blocks))} day(s), seeds "
+        f"resampled with the days); differences to the baselines and the change of skill per "
+        f"decade carry intervals calibrated for dependent days (HAC, fixed-b; make calibrate). "
+        f"Each cell searched {int(results['trials_sampled'].min())}-"
+        f"{int(results['trials_sampled'].max())} sampled trials plus "
+        f"{int(results['trials_enqueued'].min())}-"
         f"{int(results['trials_enqueued'].max())} enqueued architecture probes. Every choice "
         f"below was made on the validation block.")
     for h, e in fits.items():
@@ -296,9 +303,10 @@ def conclusions(results: pd.DataFrame, fits: dict[int, dict], cfg: SweepConfig) 
                        f"{_ci_text(f['ci']['alpha_ci95'])}: {f['verdict']['text']}")
         else:
             law_txt = f"the law {f['form']} is {f['verdict']['text']}"
-        out.append(f"Horizon {h}: {MEASURES[e['measure']]} against {span}: {law_txt}. Change "
-                   f"of skill per decade of N: {e['skill_per_decade']:+.4f}, 95% interval "
-                   f"{_ci_text(e['skill_per_decade_ci95'], 4)}: {e['effect']}.")
+        out.append(f"Horizon {h}: {MEASURES[e['measure']]} against {span}: {law_txt}. Skill "
+                   f"per decade of N: {e['effect']} (p {e['skill_test']['p_value']:.3f}, Holm "
+                   f"over horizons {e['skill_test']['p_holm']:.3f}; detectable with 80% power: "
+                   f"{e['skill_test']['mde80']:.4f}).")
         pure = e.get("fit_pure")
         if pure:
             txt = (f"alpha = {pure['alpha']:.3f}, 95% interval "
@@ -320,7 +328,7 @@ def conclusions(results: pd.DataFrame, fits: dict[int, dict], cfg: SweepConfig) 
             f"{r['logreg_auc']:.3f} (difference {r['auc_vs_logreg']:+.3f} "
             f"{_ci_text(r['auc_vs_logreg_ci'])}). Across the horizon's {len(g)} budgets the "
             f"transformer's AUC is significantly above logistic regression's in {better} and "
-            f"below it in {worse} (paired block bootstrap, Holm-adjusted over all "
+            f"below it in {worse} (paired, calibrated for dependent days, Holm-adjusted over all "
             f"{len(results)} cells at {alpha:g}).")
     h = pick["best_horizon"]
     r = results[results["cell"] == pick["best_budget"][h]].iloc[0]

@@ -24,14 +24,45 @@ def _verdict_line(h: int, e: dict) -> str:
     f = e.get("fit")
     if f is None:
         return f"**h={h}**: {e['verdict']['text']}."
-    skill = (f"change of test skill per decade of N {T.signed(e['skill_per_decade'])} "
-             f"{T.interval(None, e['skill_per_decade_ci95'], sign=True)[2:]}")
     if f["verdict"]["identified"]:
         law = (f"alpha {T.interval(f['alpha'], f['ci']['alpha_ci95'])} ({f['form']}): "
                f"{f['verdict']['text']}")
     else:
         law = f"law {f['form']} not identified"
-    return f"**h={h}**: {e['effect']}; {skill}. Law: {law}."
+    d = e.get("decision") or {"code": "", "text": e.get("effect", "")}
+    word = {"scales": "SCALES", "falls": "FALLS WITH SIZE", "no_meaningful_scaling":
+            "NO MEANINGFUL SCALING", "inconclusive": "INCONCLUSIVE"}.get(d["code"], "")
+    test = e.get("skill_test") or {}
+    mde = (f" The smallest change this design detects with 80% power is "
+           f"{test['mde80']:.4f} per decade." if test.get("mde80") is not None else "")
+    reason = d["text"].split(": ", 1)[-1] if word else d["text"]  # the word is shown once
+    return f"**h={h}: {word}**: {reason}.{mde} Law: {law}."
+
+
+def design_table(fits: dict, cfg: SweepConfig):
+    """Per horizon: what the design can detect now and how much more test data would bring the
+    minimum detectable effect (80% power) down to the smallest effect of interest (the standard
+    error falls as one over the square root of the test days)."""
+    target = cfg.analysis.meaningful_skill_per_decade
+    rows = []
+    for h, e in fits.items():
+        t = e.get("skill_test")
+        if not t:
+            continue
+        factor = (t["mde80"] / target) ** 2
+        days = e["test_days"]
+        rows.append({"h": h, "verdict": (e.get("decision") or {}).get("code", "-"),
+                     "skill per decade [95%]": T.interval(e["skill_per_decade"],
+                                                          e["skill_per_decade_ci95"], 4,
+                                                          sign=True),
+                     "p (Holm over horizons)": T.pvalue(t.get("p_holm")),
+                     "detectable now (80% power)": T.num(t["mde80"], 4),
+                     "smallest effect of interest": T.num(target, 4),
+                     "test days now": days,
+                     "test days needed": f"{days * factor:,.0f} ({days * factor / 252:.0f} "
+                                         f"years)" if factor > 1 else "enough"})
+    return T.show(pd.DataFrame(rows), "The design: what it can decide, and what would decide it "
+                  "(more test days; or more seeds and budgets, which shrink the same error)")
 
 
 def scaling_summary(results: pd.DataFrame, fits: dict, cfg: SweepConfig, entry: dict) -> str:
@@ -44,13 +75,15 @@ def scaling_summary(results: pd.DataFrame, fits: dict, cfg: SweepConfig, entry: 
     if canary:
         lines += [f"> CANARY RUN ({', '.join(canary)}): these numbers check the pipeline and "
                   f"answer nothing.", ""]
-    lines.append("**Verdict per horizon** (" + MEASURES[next(iter(fits.values()))["measure"]]
-                 + f" against measured {N_AXES[cfg.analysis.n_axis]}; 95% hierarchical "
-                 f"block-bootstrap intervals):")
+    lines.append("**Verdict per horizon** on the change of skill per decade of N ("
+                 + MEASURES[next(iter(fits.values()))["measure"]]
+                 + f" against measured {N_AXES[cfg.analysis.n_axis]}; smallest effect of "
+                 f"interest {cfg.analysis.meaningful_skill_per_decade:g} skill per decade; "
+                 f"intervals calibrated for dependent test days, Holm over horizons):")
     lines += [f"- {_verdict_line(h, e)}" for h, e in fits.items()]
     pick = choices(results)
     lines += ["", "**Against the baselines** (the budget chosen on validation; test AUC, paired "
-              "differences on the same resampled days):"]
+              "differences on the same days):"]
     for h, cell in pick["best_budget"].items():
         r = results[results["cell"] == cell].iloc[0]
         g = results[results["horizon"] == h]
@@ -87,11 +120,13 @@ def scaling_summary(results: pd.DataFrame, fits: dict, cfg: SweepConfig, entry: 
     if results["budget"].nunique() < cfg.analysis.min_budgets_with_c:
         caveats.append(f"{results['budget'].nunique()} budgets: the pure power law only (an "
                        f"asymptote needs {cfg.analysis.min_budgets_with_c})")
-    inconclusive = [h for h, e in fits.items() if "inconclusive" in (e.get("effect") or "")]
+    inconclusive = [h for h, e in fits.items()
+                    if (e.get("decision") or {}).get("code") == "inconclusive"]
     if inconclusive:
         caveats.append(f"intervals too wide to rule a meaningful effect in or out at "
                        f"h={', '.join(map(str, inconclusive))} "
-                       f"(threshold {cfg.analysis.meaningful_skill_per_decade:g} skill per decade)")
+                       f"(threshold {cfg.analysis.meaningful_skill_per_decade:g} skill per "
+                       f"decade; the design table says what would decide it)")
     if results["collapsed"].any():
         caveats.append("collapsed predictions in " + ", ".join(
             results.loc[results["collapsed"], "cell"]))
@@ -273,3 +308,38 @@ def trials_table(trials: pd.DataFrame):
     rows = [{label: (f(r[key]) if key in r and pd.notna(r[key]) else "-")
              for key, label, f in cols} for _, r in t.iterrows()]
     return T.show(pd.DataFrame(rows), "Finished trials, best first")
+
+
+def test_block_note(sweep: str) -> str:
+    """Markdown: how often the sweep's test block was read (the ledger, research rule 26) and
+    how well the paired intervals cover on simulated dependent days (``make calibrate``)."""
+    from pathlib import Path
+
+    from ..analysis import ledger
+    from ..core import paths
+    from ..core.provenance import read_json
+
+    s = ledger.summary(sweep)
+    days = "; ".join(f"{a}..{b}" for a, b in s["blocks"] if a) or "none read yet"
+    lines = [f"**The test block** ({days}) was read {s['reads']} time(s) by the final "
+             f"evaluation, {s['reads_with_new_predictions']} of them scoring models for the "
+             f"first time ({s['configurations_scored']} configuration(s) in {s['cells']} "
+             f"cell(s)) since the ledger began ({(s['first'] or '-')[:10]}); every read is "
+             f"listed in `outputs/sweeps/{Path(sweep).stem}/test_reads/`. "
+             f"On the shipped S&P 500 data the 2017-18 test block has also been looked at "
+             f"while this workbench was developed: it is not an untouched holdout."]
+    cal = paths.OUTPUTS / "calibration" / "coverage.json"
+    if cal.exists():
+        rows = [r for r in read_json(cal)["rows"] if r["method"].startswith("in use")]
+        if rows:
+            auc = [r["auc"]["coverage"] for r in rows]
+            ll = [r["logloss"]["coverage"] for r in rows]
+            lines.append(f"**Paired intervals** (transformer - baseline): nominal 95%; on "
+                         f"simulated test blocks with persistent volatility, overlapping labels "
+                         f"and dependent errors they covered {min(auc):.1%}-{max(auc):.1%} (AUC) "
+                         f"and {min(ll):.1%}-{max(ll):.1%} (log loss) over {len(rows)} cases "
+                         f"(`make calibrate`, {rows[0]['repeats']} blocks each).")
+    else:
+        lines.append("**Paired intervals**: their coverage has not been measured on this machine "
+                     "(`make calibrate`; docs/search.md gives the measured table).")
+    return "\n\n".join(lines)

@@ -2,11 +2,13 @@
 
 For every feature set, normalisation, budget and horizon of the sweep file's ``ablation``
 section, the budget's closest architecture is trained with the same settings (the sweep file's
-defaults) and the final evaluation's new seeds, early-stopped on validation, and evaluated on the
-test block with the final evaluation's statistics (hierarchical block-bootstrap intervals, paired
-comparisons with logistic regression and gradient boosting fitted on the SAME feature set).
-The choice is made on validation only: the (feature set, normalisation) with the highest
-drift-aware validation skill, averaged over budgets and horizons. Each configuration's results are
+defaults) and the final evaluation's new seeds, early-stopped on validation, and scored on the
+VALIDATION block with the final evaluation's statistics (hierarchical block-bootstrap intervals,
+calibrated paired comparisons with logistic regression and gradient boosting fitted on the SAME
+feature set). No test label is read and no test metric is computed or stored (research rule 26):
+the ablation is an exploration, and its validation numbers are optimistic (early stopping saw the
+same block). The choice is the (feature set, normalisation) with the highest drift-aware
+validation skill, averaged over budgets and horizons. Each configuration's results are
 written to ``outputs/sweeps/<sweep>/ablation/<feature set>-<norm>-<budget>-h<horizon>.json`` when
 it finishes, so an interrupted ablation resumes.
 """
@@ -62,19 +64,12 @@ def run_one(sweep: str, fs: str, norm: str, budget: str, h: int, root: str,
     """Train and evaluate one configuration with every final seed; returns its record path."""
     import torch
 
-    from ..analysis.final import (
-        aggregate,
-        comparisons,
-        final_seeds,
-        interval_for,
-        seed_means,
-        test_probabilities,
-    )
+    from ..analysis.final import aggregate, comparisons, final_seeds, interval_for, seed_means
     from ..data.splits import make_splits
     from ..model.budget import base_model, budget_grid
     from ..search.study import default_params
     from ..train.baselines import cached_baselines
-    from ..train.metrics import evaluate, sigmoid
+    from ..train.metrics import sigmoid
     from ..train.trainer import predict_logits
     from ..train.trial import arch_record, build, fit
 
@@ -92,7 +87,9 @@ def run_one(sweep: str, fs: str, norm: str, budget: str, h: int, root: str,
     params = default_params(cfg, arch)
     state = {"feature_set": fs, "norm": norm, "budget": budget, "horizon": h,
              "params": params, "dataset": {"id": cfg.data.name, "sha256": manifest["sha256"]},
-             "split": splits.stats.to_dict(), "seeds": {}, "complete": False}
+             # the test block's statistics too stay unread: an exploration sees train and val
+             "split": {k: v for k, v in splits.stats.to_dict().items() if k != "test"},
+             "seeds": {}, "complete": False}
     for seed in final_seeds(cfg):
         model, mcfg = build(cfg, splits, arch, params, seed)
         result = fit(cfg, splits, model, params, seed, threads)
@@ -100,22 +97,17 @@ def run_one(sweep: str, fs: str, norm: str, budget: str, h: int, root: str,
         state["arch"], state["n_params"] = arch_record(arch, mcfg, model)
         state["seeds"][str(seed)] = {
             "val": result.val, "best_epoch": result.best_epoch, "seconds": result.seconds,
-            "p_val": sigmoid(predict_logits(model, X_val)).tolist(),
-            "p_test": test_probabilities(model, splits).tolist()}
-    y = splits.test.y
-    b = cached_baselines(df, splits, paths.BASELINE_CACHE, evaluate_test=True,
-                         seed=cfg.train.seed)
-    probs = [np.asarray(s["p_test"]) for s in state["seeds"].values()]
-    for s in state["seeds"].values():
-        s["test"] = evaluate(y, np.asarray(s["p_test"]), base)
-    baseline_p = {k: v["p_test"] for k, v in b.items()}
+            "p_val": sigmoid(predict_logits(model, X_val)).tolist()}
+    y = splits.val.y
+    b = cached_baselines(df, splits, paths.BASELINE_CACHE, seed=cfg.train.seed)
+    probs = [np.asarray(s["p_val"]) for s in state["seeds"].values()]
+    baseline_p = {k: v["p_val"] for k, v in b.items()}
     iv = interval_for(y, probs, baseline_p, h, cfg.final.bootstrap)
     state.update({
         "interval": iv, "aggregate": aggregate(y, probs, base, cfg.final.bootstrap,
                                                iv["block_length"]),
-        "baselines": {k: {"val": v["val"], "test": v["test"]} for k, v in b.items()},
-        "comparisons": comparisons(y, probs, baseline_p, ("logreg", "hgb"), base,
-                                   cfg.final.bootstrap, iv["block_length"]),
+        "block": "val", "baselines": {k: {"val": v["val"]} for k, v in b.items()},
+        "comparisons": comparisons(y, probs, baseline_p, ("logreg", "hgb"), h),
         "val_mean": seed_means([s["val"] for s in state["seeds"].values()]),
         "complete": True, "updated": now_iso()})
     write_json(path, state)
@@ -167,8 +159,8 @@ def _ci(v) -> list:
 
 
 def table(sweep: str) -> pd.DataFrame:
-    """One row per recorded configuration: validation and test numbers with intervals, beside
-    the baselines fitted on the same feature set."""
+    """One row per recorded configuration: validation numbers with intervals, beside the
+    baselines fitted on the same feature set (no test number exists)."""
     cfg = load_sweep(sweep)
     name = Path(sweep).stem
     rows = []
@@ -177,23 +169,20 @@ def table(sweep: str) -> pd.DataFrame:
         if not p.exists():
             continue
         s = read_json(p)
-        if not s.get("complete"):
-            continue
+        if not s.get("complete") or s.get("block") != "val":
+            continue  # an unfinished record, or one from before the ablation was validation-only
         agg, bl, cmp_ = s["aggregate"], s["baselines"], s["comparisons"]
         rows.append({
             "feature_set": fs, "norm": norm, "budget": budget, "horizon": h,
             "arch": s["arch"]["id"], "n_params": s["n_params"]["measured"],
             "seeds": len(s["seeds"]), "val_logloss": s["val_mean"]["logloss"],
             "val_auc": s["val_mean"]["auc"], "val_skill_own": s["val_mean"]["skill_own"],
-            "test_auc": agg["auc"]["mean"], "test_auc_ci": _ci(agg["auc"]["ci95"]),
-            "test_skill": agg["skill"]["mean"], "test_skill_ci": _ci(agg["skill"]["ci95"]),
-            "test_skill_own": agg["skill_own"]["mean"],
-            "test_skill_own_ci": _ci(agg["skill_own"]["ci95"]),
+            "val_auc_ci": _ci(agg["auc"]["ci95"]), "val_skill_ci": _ci(agg["skill"]["ci95"]),
+            "val_skill_own_ci": _ci(agg["skill_own"]["ci95"]),
             "logreg_val_skill_own": bl["logreg"]["val"].get("skill_own"),
-            "logreg_auc": bl["logreg"]["test"]["auc"],
-            "logreg_skill_own": bl["logreg"]["test"].get("skill_own"),
-            "hgb_auc": bl["hgb"]["test"]["auc"],
-            "hgb_skill_own": bl["hgb"]["test"].get("skill_own"),
+            "logreg_val_auc": bl["logreg"]["val"]["auc"],
+            "hgb_val_auc": bl["hgb"]["val"]["auc"],
+            "hgb_val_skill_own": bl["hgb"]["val"].get("skill_own"),
             "auc_vs_logreg": cmp_["logreg"]["auc_diff"]["estimate"],
             "auc_vs_logreg_ci": _ci(cmp_["logreg"]["auc_diff"]["ci95"]),
             "block_length": s["interval"]["block_length"]})
@@ -219,8 +208,8 @@ def choose(t: pd.DataFrame) -> dict:
 
 
 def gap_to_logreg(t: pd.DataFrame, choice: dict) -> pd.DataFrame:
-    """Test AUC and drift-aware skill of the chosen inputs beside logistic regression's on the
-    same feature set, per horizon (mean over budgets), and the same for revin on a25 (the
+    """Validation AUC and drift-aware skill of the chosen inputs beside logistic regression's on
+    the same feature set, per horizon (mean over budgets), and the same for revin on a25 (the
     inputs before this ablation)."""
     rows = []
     for label, fs, norm in (("chosen", choice["feature_set"], choice["norm"]),
@@ -228,12 +217,12 @@ def gap_to_logreg(t: pd.DataFrame, choice: dict) -> pd.DataFrame:
         g = t[(t["feature_set"] == fs) & (t["norm"] == norm)]
         for h, gh in g.groupby("horizon"):
             rows.append({"inputs": f"{label}: {fs}, {norm}", "horizon": h,
-                         "test_auc": gh["test_auc"].mean(),
-                         "logreg_auc": gh["logreg_auc"].mean(),
-                         "auc_gap": (gh["test_auc"] - gh["logreg_auc"]).mean(),
-                         "test_skill_own": gh["test_skill_own"].mean(),
-                         "logreg_skill_own": gh["logreg_skill_own"].mean(),
-                         "skill_gap": (gh["test_skill_own"] - gh["logreg_skill_own"]).mean()})
+                         "val_auc": gh["val_auc"].mean(),
+                         "logreg_val_auc": gh["logreg_val_auc"].mean(),
+                         "auc_gap": (gh["val_auc"] - gh["logreg_val_auc"]).mean(),
+                         "val_skill_own": gh["val_skill_own"].mean(),
+                         "logreg_val_skill_own": gh["logreg_val_skill_own"].mean(),
+                         "skill_gap": (gh["val_skill_own"] - gh["logreg_val_skill_own"]).mean()})
     return pd.DataFrame(rows)
 
 

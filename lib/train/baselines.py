@@ -87,9 +87,10 @@ def _select(make, grid, X, splits, base_rate, collapse):
     best = None
     for params in grid:
         model = make(params).fit(X["train"], splits.train.y)
-        m = evaluate(splits.val.y, model.predict_proba(X["val"])[:, 1], base_rate, collapse)
+        p = model.predict_proba(X["val"])[:, 1]
+        m = evaluate(splits.val.y, p, base_rate, collapse)
         if best is None or m["logloss"] < best[2]["logloss"]:
-            best = (params, model, m)
+            best = (params, model, m, p)
     return best
 
 
@@ -97,7 +98,8 @@ def run_baselines(df: pd.DataFrame, splits: Splits, *, evaluate_test: bool = Fal
                   seed: int = 0, collapse_spread: float = 0.02) -> dict:
     """Fit on train, choose regularisation on validation; test metrics only if ``evaluate_test``.
 
-    Returns {name: {"params": ..., "val": metrics, "test": metrics (optional), "p_test": ...}}.
+    Returns {name: {"params": ..., "val": metrics, "p_val": validation probabilities,
+    "test": metrics and "p_test" (only with ``evaluate_test``)}}.
     """
     X = last_day_features(df, splits)
     base = float(splits.train.y.mean())
@@ -116,12 +118,13 @@ def run_baselines(df: pd.DataFrame, splits: Splits, *, evaluate_test: bool = Fal
 
     for name, make, grid in (("logreg", logreg, [{"C": c} for c in LOGREG_C]),
                              ("hgb", hgb, HGB_GRID)):
-        params, model, val = _select(make, grid, X, splits, base, collapse_spread)
-        out[name] = {"params": params, "val": val}
+        params, model, val, p_val = _select(make, grid, X, splits, base, collapse_spread)
+        out[name] = {"params": params, "val": val, "p_val": p_val}
         if evaluate_test:
             p = model.predict_proba(X["test"])[:, 1]
             out[name]["test"] = evaluate(splits.test.y, p, base, collapse_spread)
             out[name]["p_test"] = p
+    out["prior"]["p_val"] = np.full(len(splits.val.y), base)
     if evaluate_test:
         out["prior"]["p_test"] = np.full(len(splits.test.y), base)
     return out
@@ -168,8 +171,9 @@ def cached_baselines(df: pd.DataFrame, splits: Splits, cache_dir: Path, *,
         out = json.loads(path.read_text())
         if out.pop("_key") == key:
             for v in out.values():
-                if "p_test" in v:
-                    v["p_test"] = np.asarray(v["p_test"], dtype=float)
+                for k in ("p_val", "p_test"):
+                    if k in v:
+                        v[k] = np.asarray(v[k], dtype=float)
             return out
     except (OSError, ValueError, KeyError, AttributeError):
         pass

@@ -44,11 +44,11 @@ def test_aggregate_gives_block_and_iid_intervals():
 def test_compare_is_paired_and_keeps_delong_as_secondary():
     y, p = dependent_case(n=450, seed=2)
     base = np.full(len(y), y.mean())
-    out = compare(y, [p, p], base, float(y.mean()), 200, block=10)
+    out = compare(y, [p, p], base, horizon=5)
     assert out["auc_diff"]["estimate"] > 0.1 and out["auc_diff"]["ci95"][0] > 0
     assert out["logloss_diff"]["estimate"] is not None
     assert out["delong_iid"]["assumes"] == "independent test days"
-    assert "block bootstrap" in out["method"]
+    assert "fixed-b" in out["method"] and out["auc_diff"]["bandwidth"] >= 5
 
 
 def test_job_slots_share_the_final_queue(tmp_path, monkeypatch):

@@ -6,7 +6,7 @@ import pytest
 
 from lib.analysis.scaling import (
     bootstrap_fits,
-    effect_verdict,
+    decide,
     fit_law,
     identified,
     law,
@@ -60,8 +60,8 @@ def test_flat_pure_power_law_is_identified_with_no_evidence_and_no_meaningful_ef
     v = verdict(f, boot, 0.1)
     assert v["identified"] and v["code"] == "no_evidence"
     skill_ci = sorted(-v / 0.6 for v in boot["per_decade_ci95"])
-    assert effect_verdict(-per_decade(n4, flat) / 0.6, skill_ci, 0.01).startswith(
-        "no practically meaningful scaling")
+    assert decide(-per_decade(n4, flat) / 0.6, skill_ci, skill_ci, 0.01)["code"] == \
+        "no_meaningful_scaling"
 
 
 def test_inverse_scaling_is_reported_as_such():
@@ -88,13 +88,20 @@ def test_per_decade_is_the_least_squares_slope():
     assert per_decade([1e3, 1e4, 1e5], [0.6, 0.5, 0.4]) == pytest.approx(-0.1)
 
 
-@pytest.mark.parametrize("est, ci, starts", [
-    (0.002, [-0.004, 0.006], "no practically meaningful"),
-    (0.03, [0.015, 0.045], "skill grows by 0.030"),
-    (-0.03, [-0.05, -0.012], "skill falls by 0.030"),
-    (0.01, [-0.01, 0.03], "effect size inconclusive")])
-def test_effect_size_verdicts(est, ci, starts):
-    assert starts in effect_verdict(est, ci, 0.01)
+@pytest.mark.parametrize("est, ci95, ci90, p, code", [
+    (0.002, [-0.011, 0.015], [-0.008, 0.009], None, "no_meaningful_scaling"),
+    (0.03, [0.015, 0.045], [0.018, 0.042], None, "scales"),
+    (0.03, [0.015, 0.045], [0.018, 0.042], 0.2, "inconclusive"),  # not after Holm
+    (-0.03, [-0.05, -0.012], [-0.045, -0.015], 0.01, "falls"),
+    (0.004, [0.001, 0.007], [0.0015, 0.0065], None, "no_meaningful_scaling"),  # small and sure
+    (0.01, [-0.01, 0.03], [-0.006, 0.026], None, "inconclusive")])
+def test_three_state_verdicts(est, ci95, ci90, p, code):
+    """Rule 25: 'no meaningful scaling' only by equivalence (90% interval within the smallest
+    effect of interest); a wide interval around 0 is 'inconclusive', never 'no effect'."""
+    v = decide(est, ci95, ci90, 0.01, p)
+    assert v["code"] == code
+    if code == "inconclusive":
+        assert "not evidence of no effect" in v["text"]
 
 
 def test_bootstrap_in_worker_processes_gives_the_same_interval():

@@ -53,3 +53,11 @@ def test_make_ablation_end_to_end_renders_a_report_for_people(wb_root, tmp_path)
     for bad in ("{'", "<matplotlib", "Traceback", str(tmp_path)):
         assert bad not in html, bad
     assert html.index("Summary") < html.index("Every configuration")
+    # rule 26: an exploration never reads the test block, so no record holds a test number
+    def keys(x):
+        if isinstance(x, dict):
+            return set(x) | {k for v in x.values() for k in keys(v)}
+        return {k for v in x for k in keys(v)} if isinstance(x, list) else set()
+
+    for f in folder.glob("*-h*.json"):
+        assert not [k for k in keys(json.loads(f.read_text())) if "test" in k], f.name

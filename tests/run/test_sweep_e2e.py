@@ -196,6 +196,22 @@ def test_report_html_is_self_contained_and_error_free(smoke_run):
     assert "block-bootstrap" in html and "Holm" in html and "validation chose" in html
 
 
+def test_every_read_of_the_test_block_is_in_the_ledger(smoke_run):
+    """Rule 26: each cell's final evaluation left a ledger entry naming the configurations it
+    scored on the test block, and the report quotes how often the block was read."""
+    root, _, _, _ = smoke_run
+    folder = root / "outputs" / "sweeps" / "smoke"
+    reads = [json.loads(f.read_text()) for f in sorted((folder / "test_reads").glob("*.json"))]
+    for cell in ("8k-h1", "8k-h3", "30k-h1", "30k-h3"):
+        final = json.loads((folder / cell / "final.json").read_text())
+        mine = [r for r in reads if r["cell"] == cell and any(r["new_predictions"].values())]
+        assert mine and mine[0]["trials"] == [e["trial"] for e in final["evaluated"]]
+        assert mine[0]["block"]["first"] == final["test_dates"][0] and mine[0]["baselines_scored"]
+    html = (root / "reports" / "smoke" / "scaling_report.html").read_text()
+    assert re.search(r"was read \d+ time\(s\) by the final evaluation", html)
+    assert "not an untouched holdout" in html
+
+
 def test_second_run_has_nothing_to_do(smoke_run):
     root, _, first, env = smoke_run
     t0 = time.time()
@@ -223,6 +239,9 @@ def test_final_evaluation_resumes_only_what_is_missing(smoke_run):
     seeds = next(iter(after["configs"].values()))["seeds"]
     assert after["complete"] and set(seeds) == {"1000", "1001"}
     assert seeds["1000"]["p_test"] == kept
+    last = json.loads(sorted((path.parent.parent / "test_reads").glob("*-8k-h1.json"))[-1]
+                      .read_text())
+    assert list(last["new_predictions"].values()) == [[1001]]  # the read is in the ledger
 
 
 def kernels_of(root) -> list[int]:
