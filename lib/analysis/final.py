@@ -42,6 +42,7 @@ from .stats import (
     HAC_RULE,
     auc_influence,
     block_length,
+    day_loss,
     delong,
     hac_interval,
     hierarchical,
@@ -87,12 +88,6 @@ def aggregate(y: np.ndarray, probs: list[np.ndarray], base: float, resamples: in
                     "n_seeds": len(vals), "n_resamples": int(len(block_draws))}
     out["collapsed_any"] = any(m["collapsed"] for m in per_seed)
     return out
-
-
-def day_loss(y: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """Each day's log loss of probabilities ``q`` (clipped as every metric clips them)."""
-    q = np.clip(np.asarray(q, dtype=float), 1e-7, 1 - 1e-7)
-    return -(y * np.log(q) + (1 - y) * np.log1p(-q))
 
 
 def compare(y: np.ndarray, probs: list[np.ndarray], p_base: np.ndarray, horizon: int) -> dict:

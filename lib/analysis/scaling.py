@@ -306,14 +306,10 @@ def skill_per_decade(N, y: np.ndarray, probs: list[list[np.ndarray]], ref_rate: 
     Args:
         probs: per budget (in the order of ``N``), the list of its seeds' probabilities.
     """
-    y = np.asarray(y, dtype=float)
+    from .stats import day_loss
 
-    def day_loss(p):
-        p = np.clip(np.asarray(p, dtype=float), 1e-7, 1 - 1e-7)
-        return -(y * np.log(p) + (1 - y) * np.log1p(-p))
-
-    per_cell = [[day_loss(p) for p in seeds] for seeds in probs]  # [budgets][seeds][days]
-    ref = day_loss(np.full(len(y), ref_rate))
+    per_cell = [[day_loss(y, p) for p in seeds] for seeds in probs]  # [budgets][seeds][days]
+    ref = day_loss(y, np.full(len(y), ref_rate))
     x = np.log10(np.asarray(N, dtype=float))
     k = min(len(c) for c in per_cell)
     per_seed = np.asarray([-np.polyfit(x, [c[j].mean() for c in per_cell], 1)[0] / ref.mean()

@@ -184,6 +184,13 @@ HAC_RULE = ("mean of per-day influence values (log-loss difference; DeLong place
             "critical values (Kiefer & Vogelsang 2005), plus the between-seed variance / seeds")
 
 
+def day_loss(y: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Each day's log loss of probabilities ``q`` (clipped as every metric clips them)."""
+    y = np.asarray(y, dtype=float)
+    q = np.clip(np.asarray(q, dtype=float), 1e-7, 1 - 1e-7)
+    return -(y * np.log(q) + (1 - y) * np.log1p(-q))
+
+
 def auc_influence(y: np.ndarray, p: np.ndarray) -> tuple[float, np.ndarray]:
     """The AUC of ``p`` and its per-day influence values: for a positive day the share of negative
     days it outranks, for a negative day the share of positive days that outrank it (DeLong's
