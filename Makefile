@@ -14,6 +14,8 @@ HORIZON ?= 1
 CELL    ?=
 FORCE   ?=
 PORT    ?= 8080
+# a smoke trial trains a tiny model: its files say so and never overwrite a real trial's
+TRIAL_NAME = 02_train_trial_$(BUDGET)_h$(HORIZON)$(if $(SMOKE),_smoke)
 # where data/, outputs/ and reports/ live (tests move them with WORKBENCH_ROOT)
 OUTROOT := $(or $(WORKBENCH_ROOT),$(CURDIR))
 TESTTMP ?= $(CURDIR)/outputs/.test
@@ -47,10 +49,10 @@ data: setup ## run notebooks/01_data_prep.ipynb headless on the shipped data (co
 trial: setup ## one trial, looked at closely: make trial BUDGET=100k HORIZON=1 [SMOKE=1]
 	@mkdir -p $(OUTROOT)/outputs/trials
 	$(PY) -m papermill notebooks/02_train_trial.ipynb \
-	  $(OUTROOT)/outputs/trials/02_train_trial_$(BUDGET)_h$(HORIZON).ipynb \
+	  $(OUTROOT)/outputs/trials/$(TRIAL_NAME).ipynb \
 	  --cwd . --no-progress-bar -p budget $(BUDGET) -p horizon $(HORIZON) $(if $(SMOKE),-p smoke True)
 	$(PY) -c "from lib.run.notebook import render_html as r; from lib.reports.index import write_index; \
-	  from lib.core import paths; name = '02_train_trial_$(BUDGET)_h$(HORIZON)'; \
+	  from lib.core import paths; name = '$(TRIAL_NAME)'; \
 	  print(r(paths.OUTPUTS / 'trials' / f'{name}.ipynb', paths.REPORTS / 'trials' / f'{name}.html', \
 	  hide_code=False)); write_index()"
 

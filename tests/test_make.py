@@ -61,9 +61,12 @@ def test_make_data_then_make_trial_on_a_fresh_root(tmp_path):
         assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert (tmp_path / "data" / "processed" / "gspc_sf.parquet").exists()
     assert (tmp_path / "outputs" / "data_prep" / "01_data_prep.ipynb").exists()
-    assert (tmp_path / "reports" / "trials" / "02_train_trial_8k_h3.html").exists()
+    # a smoke trial trains a tiny model: named as such, it can never pass for (or overwrite) a
+    # real 8k trial
+    assert (tmp_path / "reports" / "trials" / "02_train_trial_8k_h3_smoke.html").exists()
+    assert not (tmp_path / "reports" / "trials" / "02_train_trial_8k_h3.html").exists()
     index = (tmp_path / "reports" / "index.html").read_text()
-    assert 'href="trials/02_train_trial_8k_h3.html"' in index
+    assert 'href="trials/02_train_trial_8k_h3_smoke.html"' in index
 
 
 def test_lab_opens_in_notebooks_and_works_as_root():

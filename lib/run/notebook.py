@@ -59,6 +59,12 @@ def partial_path(output: Path) -> Path:
     return output.with_name(f".{output.stem}.{os.getpid()}{PARTIAL}")
 
 
+# A kernel on the loopback interface warns "running over TCP without encryption" at every start
+# (once per notebook): nothing a user can act on, and it buried the run's own lines. Only the
+# kernel application's log is quietened; errors and everything a cell prints still show.
+KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]
+
+
 def execute(notebook: Path, output: Path, parameters: dict, cwd: Path | None = None,
             log_output: bool = False, kernel: Kernel | None = None) -> None:
     """Execute ``notebook`` headless with papermill, writing the executed copy to ``output``.
@@ -78,7 +84,8 @@ def execute(notebook: Path, output: Path, parameters: dict, cwd: Path | None = N
         else:
             pm.execute_notebook(str(notebook), str(tmp), parameters=parameters,
                                 cwd=str(cwd or notebook.parent.parent), log_output=log_output,
-                                progress_bar=False, kernel_name="python3")
+                                progress_bar=False, kernel_name="python3",
+                                extra_arguments=KERNEL_ARGS)
     except pm.PapermillExecutionError:
         _publish(tmp, output)  # a cell failed: the copy that shows where is worth keeping
         raise
@@ -134,7 +141,7 @@ class Kernel:
             self.close()
         if self.km is None:
             self.km = KernelManager(kernel_name="python3")
-            self.km.start_kernel(cwd=str(self.cwd))
+            self.km.start_kernel(cwd=str(self.cwd), extra_arguments=KERNEL_ARGS)
             self.uses = 0
             self.starts += 1
 

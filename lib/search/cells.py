@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -167,11 +168,15 @@ def open_storage(url: str, heartbeat_s: int = 30, max_retry: int = 2) -> optuna.
     else:
         engine = {"connect_args": {"connect_timeout": 5}, "pool_pre_ping": True}
     try:
-        return optuna.storages.RDBStorage(
-            url, engine_kwargs=engine, heartbeat_interval=heartbeat_s,
-            grace_period=4 * heartbeat_s,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-                max_retry=max_retry))
+        # Optuna marks the heartbeat and its retry callback "experimental" on every call (13
+        # lines at the start of each sweep); nothing a user can act on, so silenced here alone
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=engine, heartbeat_interval=heartbeat_s,
+                grace_period=4 * heartbeat_s,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                    max_retry=max_retry))
     except Exception as e:  # sqlalchemy OperationalError, driver errors, bad URLs
         raise StorageError(scrub(f"cannot open study storage {mask_url(url)}: "
                                  f"{type(e).__name__}: {str(e).splitlines()[0][:300]}", url)) \

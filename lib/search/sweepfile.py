@@ -38,7 +38,8 @@ def load_sweep(name_or_path: str | Path) -> SweepConfig:
     if not path.suffix:
         path = paths.SWEEP_FILES / f"{name_or_path}.yaml"
     if not path.exists():
-        raise ConfigError(f"sweep file not found: {path}")
+        have = ", ".join(sorted(p.stem for p in paths.SWEEP_FILES.glob("*.yaml")))
+        raise ConfigError(f"sweep file not found: {path} (the sweeps in params/sweeps: {have})")
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:

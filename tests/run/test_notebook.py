@@ -95,3 +95,24 @@ def test_kernel_runs_notebooks_in_turn_from_an_empty_namespace(tmp_path):
             time.sleep(0.05)
         k.execute(second, tmp_path / "e.out.ipynb", {"budget": "3M"})
         assert k.starts == 3 and "params {'budget': '3M'}" in _outputs(tmp_path / "e.out.ipynb")[1]
+
+
+def test_kernels_start_without_the_unencrypted_tcp_warning(tmp_path):
+    """Every kernel start used to print '[IPKernelApp] WARNING | Kernel is running over TCP
+    without encryption', once per notebook; a cell's own output still shows."""
+    import subprocess
+    import sys
+
+    src = _nb(tmp_path, "w.ipynb", "horizon: int = 1", "print('cell says', horizon)")
+    script = (f"from pathlib import Path\nfrom lib.run import notebook\n"
+              f"k = notebook.Kernel(Path({str(tmp_path)!r}))\n"
+              f"k.execute(Path({str(src)!r}), Path({str(tmp_path / 'a.ipynb')!r}), "
+              f"{{'horizon': 2}})\n"
+              f"k.close()\n"
+              f"notebook.execute(Path({str(src)!r}), Path({str(tmp_path / 'b.ipynb')!r}), "
+              f"{{'horizon': 3}}, cwd=Path({str(tmp_path)!r}))\n")
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "without encryption" not in r.stderr + r.stdout
+    assert "cell says 2" in (tmp_path / "a.ipynb").read_text()
+    assert "cell says 3" in (tmp_path / "b.ipynb").read_text()

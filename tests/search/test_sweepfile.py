@@ -63,3 +63,8 @@ def test_a_sweep_file_may_not_set_what_the_sweep_sets(tmp_path):
         with pytest.raises(ConfigError, match=rf"{section}\.{key.split(':')[0]}: set by the sweep "
                                               rf".*{re.escape(hint)}"):
             load_sweep(p)
+
+
+def test_an_unknown_sweep_lists_the_sweep_files_that_exist():
+    with pytest.raises(ConfigError, match=r"sweeps in params/sweeps: .*default.*smoke"):
+        load_sweep("nonexistent")
