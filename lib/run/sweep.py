@@ -12,7 +12,7 @@ failing cell does not stop the others; the command exits non-zero if any cell fa
 stops cleanly; the next run does only what is missing. Upkeep (lock, status, regenerate,
 collect, dashboard) is :mod:`lib.run.upkeep`.
 
-About 450 lines, on purpose: the stages of a run and the command line that starts them, so that a
+About 480 lines, on purpose: the stages of a run and the command line that starts them, so that a
 reader follows ``make sweep`` from top to bottom in one file.
 """
 
@@ -27,7 +27,7 @@ import subprocess
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
 from ..analysis.final import final_cells
@@ -42,6 +42,7 @@ from ..search.study import cell_status, grid_sizes, init_cell
 from ..search.sweepfile import load_sweep
 from . import notebook
 from .data_stage import check_splits, ensure_data
+from .progress import Progress, clock
 from .upkeep import (
     LockError,
     SweepLock,
@@ -196,6 +197,7 @@ def run_cells(sweep: str, todo: list[Cell], kernels: list[notebook.Kernel], thre
         pending.put(c)
     done: queue.Queue[dict] = queue.Queue()
     stop = threading.Event()
+    running: dict[str, float] = {}  # cell -> start time, for the progress lines
 
     def slot(kernel: notebook.Kernel) -> None:
         while not stop.is_set():
@@ -203,19 +205,27 @@ def run_cells(sweep: str, todo: list[Cell], kernels: list[notebook.Kernel], thre
                 cell = pending.get_nowait()
             except queue.Empty:
                 return
+            running[cell.id] = time.time()
             done.put(run_cell_notebook(cell, threads, workers, sweep, kernel=kernel))
+            running.pop(cell.id, None)
 
     # daemon threads: an interrupted run must not wait at exit for a notebook to finish
     slots = [threading.Thread(target=slot, args=(k,), daemon=True, name=f"slot{i}")
              for i, k in enumerate(kernels)]
     for t in slots:
         t.start()
+    progress = Progress("search", len(todo), say=say)
     try:
-        for _ in todo:
-            r = done.get()
+        while len(results) < len(todo):
+            try:
+                r = done.get(timeout=2)
+            except queue.Empty:
+                progress.tick([f"{c} for {clock(time.time() - t)}"
+                               for c, t in list(running.items())])
+                continue
             results[r["cell"]] = r
-            say(f"  {r['cell']}: {r['status']} in {r['wall_s']:.0f} s"
-                 + (f" ({r['error']})" if r["error"] else ""))
+            progress.done(r["cell"], f"{r['status']} in {r['wall_s']:.0f} s"
+                          + (f" ({r['error']})" if r["error"] else ""))
     except KeyboardInterrupt:
         # the kernels run in sessions of their own, so Ctrl-C reaches only this process:
         # start no further cell, interrupt the running ones (the trial ends FAILED, is
@@ -249,9 +259,21 @@ def run_finals(sweep: str, name: str, cfg: SweepConfig, jobs: int, threads: int,
     logs = [paths.SWEEPS / name / f"final.{i}.log" for i in range(n)]
     args = ["final", "--sweep", sweep, *[x for c in finals for x in ("--cell", c.id)],
             "--threads", str(threads), "--held-by-driver", "--claims", str(claims)]
+    say(f"final evaluation of {len(finals)} cell(s), {n} at a time (logs: "
+        f"{paths.rel(paths.SWEEPS / name)}/final.<slot>.log)")
+    progress = Progress("final", len(finals), say=say)
     try:
         with ThreadPoolExecutor(max_workers=n) as pool:
-            list(pool.map(lambda log: _subprocess(args, log), logs))
+            futures = [pool.submit(_subprocess, args, log) for log in logs]
+            seen: set[str] = set()
+            while not all(f.done() for f in futures):
+                wait(futures, timeout=5)
+                for c in finals:  # a cell is done when its final.json is complete
+                    if c.id not in seen and final_done(c, cfg):
+                        seen.add(c.id)
+                        progress.done(c.id, "evaluated")
+                progress.tick([c.id for c in finals if c.id not in seen
+                               and (claims / c.id).exists()])
     finally:
         shutil.rmtree(claims, ignore_errors=True)
     for c in finals:
@@ -332,6 +354,7 @@ def render(sweep: str, notebook_name: str, html: Path,
     """Execute a report notebook for ``sweep`` (executed copy in the sweep's folder) and render
     it to ``html``, even when it failed; 1 when it failed."""
     out = paths.SWEEPS / Path(sweep).stem / notebook_name
+    say(f"report: rendering {notebook_name} ...")
     try:
         notebook.execute(paths.NOTEBOOKS / notebook_name, out, {"sweep": sweep}, kernel=kernel)
         rc = 0

@@ -38,6 +38,11 @@ def test_sweep_succeeds_with_a_status_table(smoke_run):
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert re.search(r"cell\s+finished\s+sampled\s+enqueued\s+complete\s+pruned\s+failed",
                      r.stdout)
+    # a run you can watch: every finished cell and final evaluation says where the stage is
+    assert re.search(r"\[search 4/4\] \S+: done in \d+ s \| 4/4 done, elapsed \d+:\d\d", r.stdout)
+    assert re.search(r"\[search 1/4\] .* ~\d+:\d\d left", r.stdout)
+    assert re.search(r"\[final \d/4\] \S+: evaluated", r.stdout)
+    assert "final.<slot>.log" in r.stdout and "report: rendering" in r.stdout
 
 
 def test_run_records_how_much_slot_time_went_into_training(smoke_run):
