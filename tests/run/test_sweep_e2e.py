@@ -279,8 +279,11 @@ def test_ctrl_c_stops_the_sweep_and_the_next_run_finishes_it(smoke_run, tmp_path
                      .replace("enqueue_extremes: true", "enqueue_extremes: false"))
     cmd = [str(REPO / ".venv/bin/python"), "-m", "lib.run.sweep", "run", "--sweep", str(sweep),
            "--no-final", "--no-report"]
+    # SIGINT as a terminal delivers it: a test runner started in the background (`cmd &` in a
+    # script) passes SIGINT on ignored, and Python then never raises KeyboardInterrupt
     p = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, text=True)
+                         stderr=subprocess.STDOUT, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     log = root / "outputs/sweeps/t_ctrlc/8k-h1/sweep.log"
     deadline = time.time() + 120
     while time.time() < deadline and not (log.exists() and "trial 0 start" in log.read_text()):
