@@ -22,7 +22,7 @@ TESTTMP ?= $(CURDIR)/outputs/.test
 # pytest-xdist processes (by file); the notebooks then run in order
 TEST_WORKERS ?= 2
 
-.PHONY: help setup data trial sweep ablation worker status final report prune regenerate lab dashboard bench calibrate \
+.PHONY: help setup data trial sweep ablation worker status final holdout report prune regenerate lab dashboard bench calibrate \
         test lint clean clean-data
 
 help: ## show this list of targets
@@ -70,6 +70,9 @@ status: setup ## per-cell progress from storage and records: make status SWEEP=.
 
 final: setup ## multi-seed test evaluation of every cell: make final SWEEP=...
 	$(PY) -m lib.run.sweep final --sweep $(SWEEP)
+
+holdout: setup ## score a sweep's declared holdout block, once, after make final: make holdout SWEEP=...
+	$(PY) -m lib.run.holdout --sweep $(SWEEP)
 
 report: setup ## execute and render the scaling report: make report [SWEEP=default]
 	$(PY) -m lib.run.sweep report --sweep $(SWEEP)

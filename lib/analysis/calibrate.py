@@ -27,6 +27,8 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 from scipy import stats
 
+from .stats import auc_influence, day_loss
+
 
 @dataclass(frozen=True)
 class SimConfig:
@@ -112,26 +114,14 @@ def simulate_cells(cfg: SimConfig, rng: np.random.Generator, gain: float = 0.0,
     return y[keep], probs
 
 
-def _auc(y: np.ndarray, p: np.ndarray) -> float:
-    r = stats.rankdata(p)
-    pos = y == 1
-    m = pos.sum()
-    return float((r[pos].sum() - m * (m + 1) / 2) / (m * (len(y) - m)))
-
-
-def _logloss(y: np.ndarray, p: np.ndarray) -> float:
-    p = np.clip(p, 1e-7, 1 - 1e-7)
-    return float(-np.mean(np.where(y == 1, np.log(p), np.log1p(-p))))
-
-
 def truth(cfg: SimConfig, n_days: int = 400_000, seed: int = 12345) -> dict:
     """The population paired differences (model - baseline) in AUC and log loss: 0 for a null,
     else measured on one very long block (one seed: every seed has the same law)."""
     if cfg.model_error_sd is None or cfg.model_error_sd == cfg.error_sd:
         return {"auc": 0.0, "logloss": 0.0}
     y, model, base = simulate(replace(cfg, n_days=n_days, seeds=1), np.random.default_rng(seed))
-    return {"auc": _auc(y, model[0]) - _auc(y, base),
-            "logloss": _logloss(y, model[0]) - _logloss(y, base)}
+    return {"auc": auc_influence(y, model[0])[0] - auc_influence(y, base)[0],
+            "logloss": float(day_loss(y, model[0]).mean() - day_loss(y, base).mean())}
 
 
 Method = Callable[[np.ndarray, np.ndarray, np.ndarray, int], dict]
@@ -238,7 +228,7 @@ def slope_truth(cfg: SimConfig, gain: float, n_days: int = 200_000, seed: int = 
                               gain)
     rate = float(np.mean(y))
     ref = -float(np.mean(y * math.log(rate) + (1 - y) * math.log1p(-rate)))
-    return -per_decade(BUDGETS, [_logloss(y, p[0]) for p in probs]) / ref
+    return -per_decade(BUDGETS, [day_loss(y, p[0]).mean() for p in probs]) / ref
 
 
 def slope_coverage(cfg: SimConfig, gain: float, repeats: int, threshold: float = 0.01,
@@ -265,6 +255,77 @@ def slope_coverage(cfg: SimConfig, gain: float, repeats: int, threshold: float =
             "verdicts": {k: v / repeats for k, v in sorted(codes.items())}}
 
 
+@dataclass(frozen=True)
+class LawCase:
+    """Points on a known law L = a N^-alpha + c with independent log-normal noise of sd
+    ``noise`` per budget; the bootstrap replicates a fit sees are the observed points with fresh
+    noise of the same size (what resampling the test days gives: replicates around the observed
+    values, with the measured spread)."""
+
+    budgets: int = 5
+    with_c: bool = True
+    alpha: float = 0.3
+    a: float = 5.0
+    c: float = 0.3
+    noise: float = 0.01
+    n_min: float = 1e3
+    n_max: float = 1e7
+
+
+LAW_SCALES = {"Huber at 1.345 x noise (in use)": "noise", "Huber delta 1e-3 (before)": 1e-3}
+LAW_CASES = {
+    "4 budgets, power law, 1% noise": LawCase(budgets=4, with_c=False, c=0.0),
+    "5 budgets, asymptote, 4 decades, 1% noise": LawCase(),
+    "5 budgets, asymptote, 2 decades, 1% noise": LawCase(a=0.5, c=0.6, n_min=1e4, n_max=1e6),
+}
+
+
+INTERPOLATED = 0.1  # a residual under this share of the noise sd: the fit passes through the point
+
+
+def alpha_coverage(case: LawCase, repeats: int, resamples: int = 200, scale_rule="noise",
+                   seed: int = 0, workers: int = 1, max_bound_share: float = 0.1) -> dict:
+    """Coverage of alpha's 95% interval as :func:`lib.analysis.scaling.bootstrap_fits` builds it
+    (over all bootstrap fits) and as it was built before (over the fits off the bounds only), the
+    same for the repeats called identified, and how often the fit passes through as many points
+    as it has parameters (an L1-like fit: those points alone decide alpha). ``scale_rule``:
+    "noise" (:func:`lib.analysis.scaling.noise_scale`) or a fixed Huber delta."""
+    from .scaling import bootstrap_fits, fit_law, identified, law, noise_scale
+
+    rng = np.random.default_rng(seed)
+    N = np.geomspace(case.n_min, case.n_max, case.budgets)
+    true = law(N, case.a, case.alpha, case.c)
+    n_par = 3 if case.with_c else 2
+    hits = {"all": 0, "interior": 0}
+    hits_id = {"all": 0, "interior": 0}
+    n_id = interp = 0
+    for _ in range(repeats):
+        L = true * np.exp(rng.normal(0, case.noise, len(N)))
+        draws = L * np.exp(rng.normal(0, case.noise, (resamples, len(N))))
+        scale = noise_scale(draws) if scale_rule == "noise" else scale_rule
+        f = fit_law(N, L, case.with_c, scale)
+        interp += sum(abs(r) < INTERPOLATED * case.noise for r in f["resid"]) >= n_par
+        boot = bootstrap_fits(N, list(draws), case.with_c, workers=workers, scale=scale,
+                              return_fits=True)
+        is_id = identified(f, boot, max_bound_share)[0]
+        n_id += is_id
+        inner = [g["alpha"] for g in boot["fits"] if not g["at_bound"]]
+        cis = {"all": boot["alpha_ci95"],  # the interval the report prints
+               "interior": np.percentile(inner, [2.5, 97.5]) if inner else [None, None]}
+        for k, (lo, hi) in cis.items():
+            hit = bool(lo is not None and lo <= case.alpha <= hi)
+            hits[k] += hit
+            hits_id[k] += hit and is_id
+    out = {"case": asdict(case), "repeats": repeats, "resamples": resamples,
+           "scale": scale_rule, "identified_share": n_id / repeats,
+           "interpolates_points": interp / repeats}
+    for k in hits:
+        c = hits[k] / repeats
+        out[k] = {"coverage": c, "mc_se": math.sqrt(max(c * (1 - c), 1e-9) / repeats),
+                  "coverage_when_identified": hits_id[k] / n_id if n_id else None}
+    return out
+
+
 SLOPE_CASES = {"h1 no dependence on N": (SimConfig(horizon=1), 0.0),
                "h5 no dependence on N": (SimConfig(horizon=5), 0.0),
                "h5 larger models better": (SimConfig(horizon=5), 0.3)}
@@ -283,6 +344,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=1000, help="blocks per case, interval in use")
     p.add_argument("--bootstrap-repeats", type=int, default=200,
                    help="blocks per case for the bootstrap methods")
+    p.add_argument("--law-repeats", type=int, default=300,
+                   help="simulated sets of points per case for alpha's interval")
+    p.add_argument("--law-resamples", type=int, default=150,
+                   help="bootstrap replicates per set of points")
     a = p.parse_args(argv)
     rows = run(a.repeats, a.bootstrap_repeats)
     slopes = []
@@ -291,8 +356,24 @@ def main(argv: list[str] | None = None) -> int:
         slopes.append({"case": case, **r})
         print(f"{case:26} skill per decade: truth {r['truth']:+.4f}, coverage "
               f"{r['coverage']:.3f} (+-{r['mc_se']:.3f}), verdicts {r['verdicts']}", flush=True)
+    from .scaling import available_cpus
+
+    alphas = []
+    for case, law_case in LAW_CASES.items():
+        for name, rule in LAW_SCALES.items():
+            r = alpha_coverage(law_case, a.law_repeats, a.law_resamples, rule,
+                               workers=available_cpus())
+            alphas.append({"case": case, "method": name, **r})
+            for k, words in (("all", "all fits (in use)"), ("interior", "interior only (before)")):
+                cid = r[k]["coverage_when_identified"]
+                print(f"{case:42} {name:32} {words:24} alpha coverage {r[k]['coverage']:.3f} "
+                      f"(+-{r[k]['mc_se']:.3f}), when identified "
+                      f"{'-' if cid is None else f'{cid:.3f}'}; identified "
+                      f"{r['identified_share']:.2f}; fit through {'3' if law_case.with_c else '2'}"
+                      f" points {r['interpolates_points']:.2f}", flush=True)
     out = paths.OUTPUTS / "calibration" / "coverage.json"
-    write_json(out, {"rows": rows, "skill_per_decade": slopes, "recorded_at": now_iso(),
+    write_json(out, {"rows": rows, "skill_per_decade": slopes, "alpha": alphas,
+                     "recorded_at": now_iso(),
                      "code": code_version(), "nominal": 0.95})
     print(f"written {paths.rel(out)}", file=sys.stderr)
     return 0

@@ -30,6 +30,7 @@ from ..data.data_axis import cell_splits
 from ..data.splits import walk_forward
 from ..model.budget import base_model, budget_grid
 from ..search import records
+from ..search.adequacy import adequacy
 from ..search.cells import Cell, cells, open_storage, storage_url
 from ..search.contract import final_settings, validation_choice
 from ..search.sweepfile import load_sweep
@@ -221,6 +222,8 @@ def run_final(cell: Cell, cfg: SweepConfig, threads: int | None = None) -> dict:
         entry["aggregate"] = aggregate(y_test, probs[n], base, cfg.final.bootstrap,
                                        interval["block_length"])
     state["comparisons"] = comparisons(y_test, best, baseline_p, BASELINES, cell.horizon)
+    state["adequacy"] = adequacy(study, chosen[0], cfg, [
+        s["best_epoch"] for s in runs[str(chosen[0].number)]["seeds"].values()])
     block = {"first": str(splits.test.dates.min().date()),
              "last": str(splits.test.dates.max().date()), "windows": int(len(y_test))}
     ledger.record(cell.name, cell.id, block, [t.number for t in chosen], scored,

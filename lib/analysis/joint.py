@@ -1,18 +1,18 @@
 """The joint scaling law in parameters and data: L(N, D) = E + A / N^alpha + B / D^beta.
 
-Chinchilla's approach 3 (Hoffmann et al. 2022), fitted robustly as Besiroglu et al. (2024) do and as
-:mod:`lib.analysis.scaling` fits the one-factor law: Huber loss on log residuals with a small delta,
-the best point of a grid over (alpha, beta, E) with the amplitudes in closed form as the start, then
-one bounded refinement (scipy ``least_squares``). N and D are measured: non-embedding parameters and
-training windows (or tokens).
+Chinchilla's approach 3 (Hoffmann et al. 2022), fitted as :mod:`lib.analysis.scaling` fits the one-
+factor law: log residuals, a Huber loss whose scale is tied to the points' measured noise
+(:func:`lib.analysis.scaling.noise_scale`; least squares without one), the best point of a grid over
+(alpha, beta, E) with the amplitudes in closed form as the start, then one bounded refinement (scipy
+``least_squares``). N and D are measured: non-embedding parameters and training windows (or tokens).
 
-Each exponent gets its own verdict. An exponent is IDENTIFIED only when neither it nor its
-amplitude sits on a bound of the parameter space in the fit, and no more than ``max_bound_share``
-of the bootstrap fits put it there; a law whose data do not depend on N (A -> 0) leaves alpha
-undetermined, and says so. With both exponents identified and positive, the compute-optimal split
-of a budget C = 6 N D follows in closed form (:func:`optimal_split`), and :func:`limited_by` says
-whether the largest observed model is data-limited or size-limited: which of the two terms a
-decade more of N or of D would reduce more, with the bootstrap interval of the difference.
+Each exponent gets its own verdict. An exponent is IDENTIFIED only when neither it nor its amplitude
+sits on a bound of the parameter space in the fit, and no more than ``max_bound_share`` of the
+bootstrap fits put it there; a law whose data do not depend on N (A -> 0) leaves alpha undetermined,
+and says so. With both exponents identified and positive, the compute-optimal split of a budget C =
+6 N D follows in closed form (:func:`optimal_split`), and :func:`limited_by` says whether the
+largest observed model is data-limited or size-limited: which of the two terms a decade more of N or
+of D would reduce more, with the bootstrap interval of the difference.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import least_squares
 
-from .scaling import ALPHA_BOUND, AMPLITUDE_BOUND, BOUND_TOL, HUBER_DELTA, _huber
+from .scaling import ALPHA_BOUND, AMPLITUDE_BOUND, BOUND_TOL, _huber
 
 NAMES = ("log_A", "log_B", "log_E", "alpha", "beta")
 FLOPS_PER_PARAM_TOKEN = 6  # training FLOPs ~ 6 N D (forward + backward; Kaplan et al. 2020)
@@ -47,7 +47,7 @@ def _check(N, D, L) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return N, D, L
 
 
-def _starts(x, z, L, keep: int = 2) -> list[list]:
+def _starts(x, z, L, keep: int = 2, scale: float | None = None) -> list[list]:
     """The ``keep`` best points of a grid over (alpha, beta, E), the amplitudes A and B in closed
     form (least squares on relative residuals) for every pair at once."""
     grid = np.linspace(-1.0, 2.0, 31)
@@ -63,7 +63,7 @@ def _starts(x, z, L, keep: int = 2) -> list[list]:
         amp_a = np.clip((r_n[:, None] * s_dd[None, :] - s_nd * r_d[None, :]) / det, 1e-12, None)
         amp_b = np.clip((s_nn[:, None] * r_d[None, :] - s_nd * r_n[:, None]) / det, 1e-12, None)
         pred = (amp_a[..., None] * gn[:, None, :] + amp_b[..., None] * gd[None, :, :]) * L + e
-        loss = _huber(np.log(pred) - np.log(L)).sum(-1)  # [n_alpha, n_beta]
+        loss = _huber(np.log(pred) - np.log(L), scale).sum(-1)  # [n_alpha, n_beta]
         for flat in np.argsort(loss, axis=None)[:keep]:
             i, j = np.unravel_index(flat, loss.shape)
             cands.append((loss[i, j], [np.log(amp_a[i, j]), np.log(amp_b[i, j]),
@@ -72,7 +72,7 @@ def _starts(x, z, L, keep: int = 2) -> list[list]:
     return [c for _, c in cands[:keep]]
 
 
-def fit_joint(N, D, L) -> dict:
+def fit_joint(N, D, L, scale: float | None = None) -> dict:
     """Fit E + A/N^alpha + B/D^beta to points (N, D, L). Returns the parameters (A and B at the
     smallest observed N and D are ``A * Nmin^-alpha`` and ``B * Dmin^-beta``), the fit's loss and
     ``at_bound``: the parameters that ended on a bound."""
@@ -96,10 +96,10 @@ def fit_joint(N, D, L) -> dict:
     lo = [-AMPLITUDE_BOUND, -AMPLITUDE_BOUND, lm - AMPLITUDE_BOUND, -ALPHA_BOUND, -ALPHA_BOUND]
     hi = [AMPLITUDE_BOUND, AMPLITUDE_BOUND, lm, ALPHA_BOUND, ALPHA_BOUND]
     best = None
-    for start in _starts(x, z, L):
+    robust = {"loss": "huber", "f_scale": scale} if scale else {"loss": "linear"}
+    for start in _starts(x, z, L, scale=scale):
         th0 = np.clip(start, np.array(lo) + 1e-6, np.array(hi) - 1e-6)
-        r = least_squares(resid, th0, jac=jac, bounds=(lo, hi), loss="huber",
-                          f_scale=HUBER_DELTA, max_nfev=200)
+        r = least_squares(resid, th0, jac=jac, bounds=(lo, hi), max_nfev=200, **robust)
         if best is None or r.cost < best.cost:
             best = r
     th = best.x
@@ -115,9 +115,9 @@ def fit_joint(N, D, L) -> dict:
             "D_range": [float(D.min()), float(D.max())]}
 
 
-def _fit_or_none(N, D, L) -> dict | None:
+def _fit_or_none(N, D, L, scale: float | None = None) -> dict | None:
     try:
-        return fit_joint(N, D, L)
+        return fit_joint(N, D, L, scale)
     except (ValueError, np.linalg.LinAlgError):
         return None
 
@@ -125,17 +125,19 @@ def _fit_or_none(N, D, L) -> dict | None:
 EXPONENT_PARTS = {"alpha": ("alpha", "log_A"), "beta": ("beta", "log_B")}
 
 
-def bootstrap_joint(N, D, Ls) -> dict:
+def bootstrap_joint(N, D, Ls, scale: float | None = None) -> dict:
     """Fits to bootstrap replicates of the loss (one array over the points each): for each
-    exponent its 95% interval over the replicates where it is interior, and the share of
-    replicates that put it (or its amplitude) on a bound; E's interval; the fits themselves."""
-    fits = [f for f in (_fit_or_none(N, D, L) for L in Ls) if f is not None]
+    exponent its 95% interval over EVERY replicate's fit (keeping only the interior ones cut off
+    the least informed tail, and intervals covered too little), and the share of replicates that
+    put it (or its amplitude) on a bound; E's interval; the fits themselves."""
+    fits = [f for f in (_fit_or_none(N, D, L, scale) for L in Ls) if f is not None]
     out = {"n": len(fits), "fits": fits}
     for name, parts in EXPONENT_PARTS.items():
-        inner = [f[name] for f in fits if not set(parts) & set(f["at_bound"])]
-        out[name] = {"ci95": [float(v) for v in np.percentile(inner, [2.5, 97.5])] if inner
+        values = [f[name] for f in fits]
+        on = sum(bool(set(parts) & set(f["at_bound"])) for f in fits)
+        out[name] = {"ci95": [float(v) for v in np.percentile(values, [2.5, 97.5])] if values
                      else [None, None],
-                     "bound_share": 1 - len(inner) / len(fits) if fits else None}
+                     "bound_share": on / len(fits) if fits else None}
     es = [f["E"] for f in fits]
     out["E"] = {"ci95": [float(v) for v in np.percentile(es, [2.5, 97.5])] if es
                 else [None, None]}

@@ -6,6 +6,8 @@ atomically, so parallel job slots never append to a shared file): when, which ce
 which configurations (trial numbers) and seeds it scored for the first time, whether the
 baselines were scored, and the code version. The scaling report quotes how often the block was
 read (:func:`summary`), so a reader can tell a block opened once from one looked at many times.
+The holdout stage (:mod:`lib.run.holdout`) writes its single read of a holdout block here too,
+marked ``kind: holdout`` and counted apart.
 """
 
 from __future__ import annotations
@@ -45,7 +47,9 @@ def reads(sweep: str) -> list[dict]:
 def summary(sweep: str) -> dict:
     """How often the sweep's test block was read: entries, reads that scored a model for the
     first time, the cells, the distinct configurations scored, the first and last read."""
-    entries = reads(sweep)
+    everything = reads(sweep)
+    entries = [e for e in everything if (e.get("block") or {}).get("kind") != "holdout"]
+    holdout = [e for e in everything if (e.get("block") or {}).get("kind") == "holdout"]
     new = [e for e in entries if any(e["new_predictions"].values())]
     configs = {(e["cell"], t) for e in new for t, s in e["new_predictions"].items() if s}
     return {"reads": len(entries), "reads_with_new_predictions": len(new),
@@ -53,4 +57,5 @@ def summary(sweep: str) -> dict:
             "first": entries[0]["read_at"] if entries else None,
             "last": entries[-1]["read_at"] if entries else None,
             "blocks": sorted({(e["block"].get("first"), e["block"].get("last"))
-                              for e in entries if e.get("block")})}
+                              for e in entries if e.get("block")}),
+            "holdout_reads": len(holdout), "holdout_cells": len({e["cell"] for e in holdout})}

@@ -62,6 +62,8 @@ class SplitConfig:
     val_start: str | None = "2015-01-01"  # first day of the validation block (ISO date)
     test_start: str | None = "2017-01-01"  # first day of the test block (ISO date)
     end: str | None = None  # last day used (ISO date); None = end of data
+    holdout_start: str | None = None  # first day of a holdout block after the test block (ISO
+    #   date): scored exactly once, on request (make holdout), after the test evaluation
     val_frac: float | None = None  # used when val_start/test_start are None: share of rows
     test_frac: float | None = None  # share of rows for the test block
     min_eval_windows: int = 250  # minimum windows in validation and in test

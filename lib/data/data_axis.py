@@ -237,13 +237,14 @@ def apply_size(cfg: SweepConfig, df: pd.DataFrame, splits: Splits, data_id: str)
 
 
 def cell_splits(cfg: SweepConfig, cell, df: pd.DataFrame | None = None,
-                manifest: dict | None = None) -> tuple[pd.DataFrame, dict, Splits]:
+                manifest: dict | None = None,
+                holdout: bool = False) -> tuple[pd.DataFrame, dict, Splits]:
     """The cell's dataset frame, manifest entry and splits: the target's blocks for the cell's
     horizon, with the training block of the cell's data level when the sweep has a data axis.
     The one place every stage (search, final evaluation, record rebuilding) gets its data."""
     if df is None:
         df, manifest = ds.load_dataset(cfg.data.name)
-    splits = make_splits(df, cfg.split, horizon=cell.horizon)
+    splits = make_splits(df, cfg.split, horizon=cell.horizon, holdout=holdout)
     if not getattr(cell, "data", ""):
         return df, manifest, splits
     return df, manifest, apply_size(cfg, df, splits, cell.data)

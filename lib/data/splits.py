@@ -9,10 +9,17 @@ labelled y_t. Blocks are train, then validation, then test; a window belongs to 
 whole span, the h label days included, lies inside the block (the purge), so no label span crosses
 a block boundary.
 
+A sweep may declare a holdout block after the test block (``SplitConfig.holdout_start``). The
+test block then ends where the holdout begins (its windows' label days stay inside it, as for every
+block), and :func:`make_splits` never builds the holdout unless asked (``holdout=True``, which puts
+the holdout in the place of the test block): only ``make holdout`` does, once
+(:mod:`lib.run.holdout`).
+
 Canaries (``SplitConfig.canary``), for checking the pipeline only: ``placebo`` permutes the labels
 of the training and validation blocks (everything the search learns from or selects on; the test
-labels stay real), so any test skill is leakage or chance; ``leak`` adds a feature equal to the
-future label, which a working pipeline must learn. Both are recorded in the split statistics of
+labels stay real), so any test skill is leakage or chance; ``leak`` adds a noisy function of the
+future (:func:`future_signal`, the next h days' largest rise plus noise, not the label itself),
+which a working pipeline must learn. Both are recorded in the split statistics of
 every record.
 """
 
@@ -136,7 +143,16 @@ def block_bounds(dates: pd.DatetimeIndex, cfg: SplitConfig) -> dict[str, tuple[i
             f"test {max(n - t, 0)} rows: every block must hold rows, and validation and test "
             f"about {per_block} each (context_len {cfg.context_len} + min_eval_windows "
             f"{cfg.min_eval_windows} + the horizon); give a longer series or other split dates")
-    return {"train": (0, v), "val": (v, t), "test": (t, n)}
+    out = {"train": (0, v), "val": (v, t), "test": (t, n)}
+    if cfg.holdout_start is not None:
+        hs = int(dates.searchsorted(pd.Timestamp(cfg.holdout_start)))
+        if not t < hs < n:
+            raise SplitError(f"holdout_start {cfg.holdout_start} leaves no holdout block: the "
+                             f"data run {dates[0].date()}..{dates[n - 1].date()} and the test "
+                             f"block starts {dates[t].date()}; the holdout needs days after the "
+                             f"test block (data that extend past it: your CSVs, Yahoo Finance)")
+        out["test"], out["holdout"] = (t, hs), (hs, n)
+    return out
 
 
 def window_ends(start: int, end: int, context_len: int, horizon: int) -> np.ndarray:
@@ -144,6 +160,29 @@ def window_ends(start: int, end: int, context_len: int, horizon: int) -> np.ndar
     [start, end)."""
     first, last = start + context_len - 1, end - 1 - horizon
     return np.arange(first, last + 1) if last >= first else np.arange(0)
+
+
+LEAK_NOISE = 0.5  # sd of the noise on the standardised future rise (signal sd 1)
+
+
+def future_signal(df: pd.DataFrame, horizon: int, cfg: SplitConfig) -> np.ndarray:
+    """The positive control's planted feature: the largest rise over the next ``horizon`` days,
+    max(High or Close [t+1..t+h]) / Close[t] - 1, standardised, plus Gaussian noise of sd
+    ``LEAK_NOISE`` (seeded by ``canary_seed``). A noisy function of the future, not the label: a
+    pipeline must learn where the threshold cuts it, and the noise keeps it from a perfect
+    score. 0 where the future is unknown (the last h days, which have no label either)."""
+    close = df[f"{RAW_PREFIX}close"].to_numpy(dtype=float)
+    ref = df[f"{RAW_PREFIX}{'high' if cfg.label == 'threshold' else 'close'}"].to_numpy(float)
+    n = len(close)
+    rise = np.zeros(n)
+    if n > horizon:
+        future = np.lib.stride_tricks.sliding_window_view(ref[1:], horizon)[: n - horizon]
+        rise[: n - horizon] = future.max(axis=1) / close[: n - horizon] - 1
+    known = rise[: max(n - horizon, 0)]
+    z = (rise - known.mean()) / (known.std() or 1.0)
+    z[n - horizon:] = 0.0
+    noise = np.random.default_rng([cfg.canary_seed, 7]).normal(0, LEAK_NOISE, n)
+    return (z + noise).astype(np.float32)
 
 
 def feature_columns(columns: list[str], cfg: SplitConfig) -> list[str]:
@@ -154,12 +193,14 @@ def feature_columns(columns: list[str], cfg: SplitConfig) -> list[str]:
 
 
 def make_splits(df: pd.DataFrame, cfg: SplitConfig, *, horizon: int,
-                columns: list[str] | None = None) -> Splits:
+                columns: list[str] | None = None, holdout: bool = False) -> Splits:
     """Windows and labels for the three blocks of ``df`` (features and raw prices by date).
 
     Args:
         horizon: trading days the label looks ahead; required (research rule 1).
         columns: feature columns in channel order (default: every non-raw column).
+        holdout: put the sweep's holdout block in the place of the test block (its statistics
+            are named "holdout"); only the holdout stage asks for it.
     """
     h = horizon
     missing = [f"{RAW_PREFIX}{c}" for c in ("close", "high") if f"{RAW_PREFIX}{c}" not in df]
@@ -179,11 +220,15 @@ def make_splits(df: pd.DataFrame, cfg: SplitConfig, *, horizon: int,
     if not np.isfinite(values).all():
         bad = [c for c in columns if not np.isfinite(df[c].to_numpy(dtype=float)).all()]
         raise SplitError(f"features contain NaN or infinite values (columns {bad[:5]})")
-    if cfg.canary == "leak":  # the positive control: day t carries its own future label
-        values = np.column_stack([values, np.nan_to_num(y_all).astype(np.float32)])
+    if cfg.canary == "leak":  # the positive control: day t carries a noisy view of its future
+        values = np.column_stack([values, future_signal(df, h, cfg)])
         columns = columns + [LEAK_COLUMN]
     dates = pd.DatetimeIndex(df.index)
     bounds = block_bounds(dates, cfg)
+    if holdout:
+        if "holdout" not in bounds:
+            raise SplitError("this sweep declares no holdout block (split.holdout_start)")
+        bounds["test"] = bounds["holdout"]
     # views: windows[i] = values[i : i + context_len]  -> [n - L + 1, L, C]
     windows = np.lib.stride_tricks.sliding_window_view(values, cfg.context_len, axis=0)
     windows = windows.transpose(0, 2, 1)
@@ -195,7 +240,8 @@ def make_splits(df: pd.DataFrame, cfg: SplitConfig, *, horizon: int,
         assert not np.isnan(y).any(), "a window's label reaches past the data"
         need = cfg.min_eval_windows
         if len(ends) < need:
-            label = {"train": "training", "val": "validation", "test": "test"}[name]
+            label = {"train": "training", "val": "validation",
+                     "test": "holdout" if holdout else "test"}[name]
             raise SplitError(
                 f"{label} block {dates[s].date()}..{dates[e - 1].date()} has {len(ends)} windows "
                 f"for context_len={cfg.context_len}, horizon={h}; needs at least {need} "
@@ -205,7 +251,8 @@ def make_splits(df: pd.DataFrame, cfg: SplitConfig, *, horizon: int,
         blocks[name] = Block(X=np.ascontiguousarray(windows[ends - cfg.context_len + 1]),
                              y=y.astype(np.float32), ends=ends, dates=dates[ends])
         stats[name] = BlockStats(
-            name=name, n_windows=len(ends), positive_rate=float(y.mean()),
+            name="holdout" if holdout and name == "test" else name, n_windows=len(ends),
+            positive_rate=float(y.mean()),
             block_start=str(dates[s].date()), block_end=str(dates[e - 1].date()),
             first_window_end=str(dates[ends[0]].date()),
             last_window_end=str(dates[ends[-1]].date()))

@@ -31,7 +31,7 @@ from ..analysis.joint import (
     limited_by,
     optimal_split,
 )
-from ..analysis.scaling import bootstrap_fits, fit_law, verdict
+from ..analysis.scaling import bootstrap_fits, fit_law, noise_scale, verdict
 from ..analysis.stats import hierarchical
 from ..core.config import SweepConfig
 from ..model.budget import fmt_count
@@ -57,8 +57,9 @@ def _one_factor(x, L, draws, axis: str, max_bound_share: float) -> dict:
     if len(np.unique(x)) < 3:
         return {"axis": axis, "fit": None, "text": f"fewer than 3 distinct {AXIS_WORDS[axis]}s: "
                                                    f"no one-factor law"}
-    f = fit_law(x, L, with_c=False)
-    boot = bootstrap_fits(x, list(draws), with_c=False)
+    scale = noise_scale(draws)
+    f = fit_law(x, L, with_c=False, scale=scale)
+    boot = bootstrap_fits(x, list(draws), with_c=False, scale=scale)
     v = verdict(f, boot, max_bound_share)
     text = v["text"].replace("model size", AXIS_WORDS[axis]).replace("alpha", "the exponent")
     ci = boot["alpha_ci95"]
@@ -115,14 +116,15 @@ def joint_fits(finals: list[dict], cfg: SweepConfig, measure: str = "test_loglos
                  "N_decades": float(np.log10(N.max() / N.min())),
                  "D_decades": float(np.log10(D.max() / D.min()))}
         out[h] = entry
+        draws = hierarchical(y, probs, stat, block, resamples, seed)
+        scale = noise_scale(draws)
         try:
-            fit = fit_joint(N, D, L)
+            fit = fit_joint(N, D, L, scale)
         except ValueError as e:
             entry.update(fit=None, limited={"code": "not_identified",
                                              "text": f"not identified: {e}"})
             continue
-        draws = hierarchical(y, probs, stat, block, resamples, seed)
-        boot = bootstrap_joint(N, D, list(draws))
+        boot = bootstrap_joint(N, D, list(draws), scale)
         verdicts = exponent_verdicts(fit, boot, a.max_bound_share)
         i_max = int(np.argmax(N * D))
         entry.update(fit=fit, verdicts=verdicts, E_ci95=boot["E"]["ci95"],

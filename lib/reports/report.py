@@ -24,6 +24,7 @@ from ..analysis.scaling import (
     decide,
     fit_law,
     law,
+    noise_scale,
     per_decade,
     skill_per_decade,
     verdict,
@@ -34,6 +35,7 @@ from ..core.provenance import read_json
 from ..model.budget import fmt_count, parse_budget
 from ..search.cells import cells
 from ..train.metrics import fast_metrics
+from .tables import span as span_of
 
 MEASURES = {"test_logloss": "test log loss",
             "test_skill_loss": "1 - drift-aware test skill (log loss / own-rate log loss)"}
@@ -143,6 +145,7 @@ def results_table(finals: list[dict]) -> pd.DataFrame:
             "logloss_vs_logreg": cmp_["logreg"]["logloss_diff"]["estimate"],
             "logloss_vs_logreg_ci": cmp_["logreg"]["logloss_diff"]["ci95"],
             "auc_vs_hgb": cmp_["hgb"]["auc_diff"]["estimate"],
+            "auc_vs_hgb_ci": cmp_["hgb"]["auc_diff"]["ci95"],
             "p_vs_hgb": cmp_["hgb"]["auc_diff"]["p_value"],
             "p_delong_iid": cmp_["logreg"]["delong_iid"]["p_value"],
             "collapsed": agg["collapsed_any"], "spread": agg["spread"]["mean"],
@@ -158,14 +161,35 @@ def results_table(finals: list[dict]) -> pd.DataFrame:
             "architectures_offered": eff.get("architectures_offered"),
             "test_positive_rate": s["split"]["test"]["positive_rate"],
             "train_positive_rate": s["split"]["train"]["positive_rate"],
-            "canary": s["split"].get("canary", "none")})
+            "canary": s["split"].get("canary", "none"),
+            **_adequacy_columns(s.get("adequacy"))})
     df = pd.DataFrame(rows)
     if len(df):
         df["budget_n"] = df["budget"].map(parse_budget)
         df = df.sort_values(["horizon", "budget_n"]).reset_index(drop=True)
-        fam = holm(dict(zip(df["cell"], df["p_vs_logreg"], strict=True)))
-        df["p_vs_logreg_holm"] = [fam.get(c, {}).get("p_holm") for c in df["cell"]]
+        # one family: every paired AUC comparison the summary relies on (each cell against each
+        # baseline), Holm-corrected together
+        ps = {(c, b): p for b in COMPARED for c, p in zip(df["cell"], df[f"p_vs_{b}"],
+                                                           strict=True)}
+        fam = holm(ps)
+        for b in COMPARED:
+            df[f"p_vs_{b}_holm"] = [fam.get((c, b), {}).get("p_holm") for c in df["cell"]]
+        df.attrs["comparison_family"] = len(ps)
     return df
+
+
+COMPARED = ("logreg", "hgb")  # the baselines the transformer is tested against, one Holm family
+
+
+def _adequacy_columns(a: dict | None) -> dict:
+    """The search-adequacy record of a cell (:mod:`lib.search.adequacy`) as table columns; None
+    for a final evaluation that predates it."""
+    a = a or {}
+    return {"selected_index": a.get("index"), "trials_complete": a.get("complete"),
+            "selected_startup": a.get("selected_a_startup_trial"),
+            "best_epoch": a.get("best_epoch"), "max_epochs": a.get("max_epochs"),
+            "seeds_at_cap": a.get("final_seeds_at_epoch_cap"),
+            "edge_flags": a.get("flags"), "cut_short": a.get("cut_short")}
 
 
 def choices(results: pd.DataFrame) -> dict:
@@ -234,10 +258,13 @@ def scaling_fits(finals: list[dict], cfg: SweepConfig, measure: str = "test_logl
         entry["next_N"] = next_N
         with_c = len(np.unique(N)) >= a.min_budgets_with_c
         forms = [("fit", with_c)] + ([("fit_pure", False)] if with_c else [])
+        scale = noise_scale(draws)
+        entry["huber_scale"] = scale
         for key, c_form in forms:
-            f = fit_law(N, L, c_form)
+            f = fit_law(N, L, c_form, scale)
             boot = bootstrap_fits(N, list(draws), c_form, next_N=next_N,
-                                  grid_N=np.geomspace(N.min(), next_N, 40), workers=workers)
+                                  grid_N=np.geomspace(N.min(), next_N, 40), workers=workers,
+                                  scale=scale)
             v = verdict(f, boot, a.max_bound_share)
             entry[key] = dict(f, ci=boot, verdict=v,
                               pred_next=float(law(next_N, f["a"], f["alpha"], f["c"])))
@@ -257,6 +284,18 @@ def scaling_fits(finals: list[dict], cfg: SweepConfig, measure: str = "test_logl
                                    family[h]["p_holm"], a.alpha)
             e["effect"] = e["decision"]["text"]
     return out
+
+
+BASELINE_WORDS = {"logreg": "logistic regression", "hgb": "gradient boosting"}
+
+
+def _significance(above: int, below: int) -> str:
+    """'significantly different in none of them', 'significantly above in 2', ..."""
+    if not above and not below:
+        return "significantly different in none of them"
+    parts = ([f"significantly above in {above}"] if above else []) + (
+        [f"significantly below in {below}"] if below else [])
+    return " and ".join(parts)
 
 
 def _ci_text(ci, digits: int = 3) -> str:
@@ -286,11 +325,10 @@ def conclusions(results: pd.DataFrame, fits: dict[int, dict], cfg: SweepConfig) 
         f"block-bootstrap interval (mean block length {', '.join(map(str, blocks))} day(s), seeds "
         f"resampled with the days); differences to the baselines and the change of skill per "
         f"decade carry intervals calibrated for dependent days (HAC, fixed-b; make calibrate). "
-        f"Each cell searched {int(results['trials_sampled'].min())}-"
-        f"{int(results['trials_sampled'].max())} sampled trials plus "
-        f"{int(results['trials_enqueued'].min())}-"
-        f"{int(results['trials_enqueued'].max())} enqueued architecture probes. Every choice "
-        f"below was made on the validation block.")
+        f"Each cell searched {span_of(results['trials_sampled'])} sampled trial(s)"
+        + (f" plus {span_of(results['trials_enqueued'])} enqueued architecture probe(s)"
+           if results["trials_enqueued"].max() > 0 else "")
+        + ". Every choice below was made on the validation block.")
     for h, e in fits.items():
         f = e.get("fit")
         if f is None:
@@ -319,17 +357,22 @@ def conclusions(results: pd.DataFrame, fits: dict[int, dict], cfg: SweepConfig) 
     for h, cell in pick["best_budget"].items():
         r = results[results["cell"] == cell].iloc[0]
         g = results[results["horizon"] == h]
-        better = ((g["auc_vs_logreg"] > 0) & (g["p_vs_logreg_holm"] < alpha)).sum()
-        worse = ((g["auc_vs_logreg"] < 0) & (g["p_vs_logreg_holm"] < alpha)).sum()
+        counts = {b: (int(((g[f"auc_vs_{b}"] > 0) & (g[f"p_vs_{b}_holm"] < alpha)).sum()),
+                      int(((g[f"auc_vs_{b}"] < 0) & (g[f"p_vs_{b}_holm"] < alpha)).sum()))
+                  for b in COMPARED}
         out.append(
             f"Horizon {h}: validation chose {r['budget']} ({fmt_count(r['n_non_embedding'])} "
             f"non-embedding, {fmt_count(r['n_params'])} total parameters); its test AUC is "
             f"{r['test_auc']:.3f} {_ci_text(r['test_auc_ci'])} against logistic regression's "
             f"{r['logreg_auc']:.3f} (difference {r['auc_vs_logreg']:+.3f} "
-            f"{_ci_text(r['auc_vs_logreg_ci'])}). Across the horizon's {len(g)} budgets the "
-            f"transformer's AUC is significantly above logistic regression's in {better} and "
-            f"below it in {worse} (paired, calibrated for dependent days, Holm-adjusted over all "
-            f"{len(results)} cells at {alpha:g}).")
+            f"{_ci_text(r['auc_vs_logreg_ci'])}) and gradient boosting's {r['hgb_auc']:.3f} "
+            f"(difference {r['auc_vs_hgb']:+.3f} {_ci_text(r['auc_vs_hgb_ci'])}). Across the "
+            f"horizon's {len(g)} budget(s), the transformer's AUC "
+            + "; ".join(f"against {BASELINE_WORDS[b]} is {_significance(*counts[b])}"
+                        for b in COMPARED)
+            + f" (paired, calibrated for dependent days, Holm-adjusted over one family of "
+              f"{results.attrs.get('comparison_family', 2 * len(results))} comparisons: every "
+              f"cell against both baselines, at {alpha:g}).")
     h = pick["best_horizon"]
     r = results[results["cell"] == pick["best_budget"][h]].iloc[0]
     by_h = ", ".join(f"h{int(k)} {results[results['cell'] == c].iloc[0]['val_skill_own']:.3f}"

@@ -12,8 +12,15 @@ import pandas as pd
 
 from ..core.config import SweepConfig
 from ..model.budget import fmt_count
+from ..search.adequacy import CAVEAT_SHARE
 from . import tables as T
-from .report import MEASURES, N_AXES, choices
+from .report import BASELINE_WORDS, COMPARED, MEASURES, N_AXES, _significance, choices
+
+
+def _wins(g: pd.DataFrame, baseline: str, alpha: float) -> tuple[int, int]:
+    """Cells of ``g`` significantly above and below ``baseline`` after Holm."""
+    d, p = g[f"auc_vs_{baseline}"], g[f"p_vs_{baseline}_holm"]
+    return int(((d > 0) & (p < alpha)).sum()), int(((d < 0) & (p < alpha)).sum())
 
 QUESTION = ("Does a transformer's out-of-sample skill at predicting a 1% rise within h days grow "
             "with its size, and how does that depend on the horizon h?")
@@ -87,16 +94,23 @@ def scaling_summary(results: pd.DataFrame, fits: dict, cfg: SweepConfig, entry: 
     for h, cell in pick["best_budget"].items():
         r = results[results["cell"] == cell].iloc[0]
         g = results[results["horizon"] == h]
-        wins = int(((g["auc_vs_logreg"] > 0) & (g["p_vs_logreg_holm"] < cfg.analysis.alpha)).sum())
-        losses = int(((g["auc_vs_logreg"] < 0) & (g["p_vs_logreg_holm"] < cfg.analysis.alpha))
-                     .sum())
+        counts = [f"against {BASELINE_WORDS[b]} "
+                  + _significance(*_wins(g, b, cfg.analysis.alpha)) for b in COMPARED]
         lines.append(
-            f"- **h={h}**: {r['budget']} transformer {T.interval(r['test_auc'], r['test_auc_ci'])}"
-            f"; logistic regression {T.num(r['logreg_auc'])}, gradient boosting "
-            f"{T.num(r['hgb_auc'])}; difference to logistic regression "
-            f"{T.interval(r['auc_vs_logreg'], r['auc_vs_logreg_ci'], sign=True)}. Over the "
-            f"horizon's {len(g)} budgets: {wins} significantly better, {losses} significantly "
-            f"worse (Holm, all {len(results)} cells).")
+            f"- **h={h}**: {r['budget']} transformer AUC "
+            f"{T.interval(r['test_auc'], r['test_auc_ci'])}; logistic regression "
+            f"{T.num(r['logreg_auc'])} (difference "
+            f"{T.interval(r['auc_vs_logreg'], r['auc_vs_logreg_ci'], sign=True)}), gradient "
+            f"boosting {T.num(r['hgb_auc'])} (difference "
+            f"{T.interval(r['auc_vs_hgb'], r['auc_vs_hgb_ci'], sign=True)}); log loss minus "
+            f"logistic regression's "
+            f"{T.interval(r['logloss_vs_logreg'], r['logloss_vs_logreg_ci'], 4, sign=True)} "
+            f"(below 0 is better). Over the horizon's {len(g)} budget(s): "
+            + "; ".join(counts) + ".")
+    lines.append(f"- p-values are Holm-adjusted over one family of "
+                 f"{results.attrs.get('comparison_family', 2 * len(results))} comparisons (every "
+                 f"cell against both baselines); the horizons' scaling verdicts form a second "
+                 f"family.")
     best = results[results["cell"] == pick["best_budget"][pick["best_horizon"]]].iloc[0]
     lines.append(f"- Best horizon on validation: h={pick['best_horizon']}, drift-aware test skill "
                  f"{T.interval(best['test_skill_own'], best['test_skill_own_ci'])}.")
@@ -107,12 +121,24 @@ def scaling_summary(results: pd.DataFrame, fits: dict, cfg: SweepConfig, entry: 
               f"(dataset {entry['id']}, sha256 {entry['sha256'][:12]}); inputs "
               f"{', '.join(inputs)}; {results['budget'].nunique()} budgets x "
               f"{results['horizon'].nunique()} horizons; "
-              f"{int(results['trials_sampled'].min())} sampled trial(s) per cell (+ "
-              f"{int(results['trials_enqueued'].max())} enqueued probes at most); "
+              f"{T.span(results['trials_sampled'])} sampled trial(s) per cell"
+              + (f" (+ {T.span(results['trials_enqueued'])} enqueued probes)"
+                 if results["trials_enqueued"].max() > 0 else "") + "; "
               f"{int(results['n_seeds'].min())} re-training seeds per cell, never the search's; "
-              f"mean block length {int(results['block_length'].min())}-"
-              f"{int(results['block_length'].max())} days."]
+              f"mean block length {T.span(results['block_length'])} days."]
+    cut = adequacy_counts(results)
+    if cut:
+        lines += ["", "**Search adequacy** (the selected configuration per cell): " + "; ".join(
+            f"h={h}: {c['cut_short']} of {c['cells']} cut short (best epoch at the epoch cap "
+            f"{c['epoch_cap']}, best epoch 1 {c['best_epoch_1']}), {c['startup']} selected "
+            f"among the pruner's startup trials" for h, c in cut.items()) + "."]
     caveats = []
+    short = [h for h, c in cut.items() if c["cut_short"] > CAVEAT_SHARE * c["cells"]]
+    if short:
+        caveats.append(f"at h={', '.join(map(str, short))} more than {CAVEAT_SHARE:.0%} of the "
+                       f"selected configurations stopped while still improving or after one "
+                       f"epoch: those verdicts may describe the search rather than the models "
+                       f"(a longer epoch range would tell)")
     unident = [h for h, e in fits.items() if e.get("fit") and not e["fit"]["verdict"]["identified"]]
     if unident:
         caveats.append(f"the scaling law is not identified at h={', '.join(map(str, unident))}: "
@@ -136,6 +162,38 @@ def scaling_summary(results: pd.DataFrame, fits: dict, cfg: SweepConfig, entry: 
         for h, v in drift.iterrows()) + "): skill is also shown against the test block's own rate")
     lines += ["", "**Caveats**: " + "; ".join(caveats) + "."]
     return "\n".join(lines)
+
+
+def adequacy_counts(results: pd.DataFrame) -> dict[int, dict]:
+    """Per horizon: cells, selected configurations cut short (and why), selected among the
+    pruner's startup trials. Empty for final evaluations that predate the adequacy record."""
+    if "cut_short" not in results or results["cut_short"].isna().all():
+        return {}
+    out = {}
+    for h, g in results.groupby("horizon"):
+        flags = [f or [] for f in g["edge_flags"]]
+        out[int(h)] = {"cells": len(g), "cut_short": int(g["cut_short"].fillna(False).sum()),
+                       "epoch_cap": sum("epoch_cap" in f for f in flags),
+                       "best_epoch_1": sum("best_epoch_1" in f for f in flags),
+                       "startup": int(g["selected_startup"].fillna(False).sum())}
+    return out
+
+
+def adequacy_table(results: pd.DataFrame):
+    """Per cell: where the selected trial sits in the search and which edges it touches."""
+    if "cut_short" not in results or results["cut_short"].isna().all():
+        return T.say("These final evaluations predate the search-adequacy record: run make final.")
+    rows = [{"cell": r["cell"],
+             "selected trial (index of counted)": f"{int(r['selected_index'])} of "
+                                                   f"{int(r['n_trials_searched'])}",
+             "completed trials": int(r["trials_complete"]),
+             "a startup trial": T.num(bool(r["selected_startup"])),
+             "best epoch / cap": f"{r['best_epoch']} / {r['max_epochs']}",
+             "final seeds at the cap": f"{r['seeds_at_cap']} of {int(r['n_seeds'])}",
+             "edges": ", ".join(x.replace("_", " ") for x in r["edge_flags"]) or "-"}
+            for _, r in results.iterrows()]
+    return T.show(pd.DataFrame(rows), "Search adequacy: the selected configuration's place in the "
+                  "search and the edges of the ranges it sits at")
 
 
 def results_table(results: pd.DataFrame):
@@ -164,12 +222,15 @@ def comparisons_table(results: pd.DataFrame):
              "p": T.pvalue(r["p_vs_logreg"]), "p, Holm": T.pvalue(r["p_vs_logreg_holm"]),
              "log loss - logistic reg. [95%]": T.interval(r["logloss_vs_logreg"],
                                                           r["logloss_vs_logreg_ci"], sign=True),
-             "AUC - gradient boost.": T.signed(r["auc_vs_hgb"]),
+             "AUC - gradient boost. [95%]": T.interval(r["auc_vs_hgb"], r.get("auc_vs_hgb_ci"),
+                                                       sign=True),
              "p (vs gradient boost.)": T.pvalue(r["p_vs_hgb"]),
+             "p, Holm (vs gradient boost.)": T.pvalue(r["p_vs_hgb_holm"]),
              "p, DeLong (assumes independent days)": T.pvalue(r["p_delong_iid"])}
             for _, r in results.iterrows()]
-    return T.show(pd.DataFrame(rows), "Paired block bootstrap: transformer minus baseline on "
-                  "the same resampled test days")
+    return T.show(pd.DataFrame(rows), "Transformer minus baseline on the same test days: paired "
+                  "intervals calibrated for dependent days (HAC, fixed-b); Holm over every cell "
+                  "and both baselines")
 
 
 def effort_table(results: pd.DataFrame):
@@ -328,6 +389,19 @@ def test_block_note(sweep: str) -> str:
              f"listed in `outputs/sweeps/{Path(sweep).stem}/test_reads/`. "
              f"On the shipped S&P 500 data the 2017-18 test block has also been looked at "
              f"while this workbench was developed: it is not an untouched holdout."]
+    held = sorted((paths.SWEEPS / Path(sweep).stem / "holdout").glob("*.json"))
+    if held:
+        results = [read_json(f) for f in held]
+        lines.append(f"**The holdout block** was scored once for {len(results)} cell(s) "
+                     f"(`make holdout`, after the test evaluation; {s['holdout_reads']} read(s) in "
+                     f"the ledger): " + "; ".join(
+                         f"{r['cell']['id']} {r['block']['block_start']}..{r['block']['block_end']}"
+                         f" AUC {r['model']['mean_probability']['auc']:.3f} (test block "
+                         f"{r['test_block_result']['auc']:.3f}), minus logistic regression "
+                         f"{r['comparisons']['logreg']['auc_diff']['estimate']:+.3f} "
+                         f"[{r['comparisons']['logreg']['auc_diff']['ci95'][0]:+.3f}, "
+                         f"{r['comparisons']['logreg']['auc_diff']['ci95'][1]:+.3f}]"
+                         for r in results) + ".")
     cal = paths.OUTPUTS / "calibration" / "coverage.json"
     if cal.exists():
         rows = [r for r in read_json(cal)["rows"] if r["method"].startswith("in use")]
@@ -339,6 +413,12 @@ def test_block_note(sweep: str) -> str:
                          f"and dependent errors they covered {min(auc):.1%}-{max(auc):.1%} (AUC) "
                          f"and {min(ll):.1%}-{max(ll):.1%} (log loss) over {len(rows)} cases "
                          f"(`make calibrate`, {rows[0]['repeats']} blocks each).")
+        for a in read_json(cal).get("alpha") or []:
+            if a["method"].endswith("(in use)") and not a["case"]["with_c"]:
+                lines.append(f"**The exponent's interval** (over every bootstrap fit): on "
+                             f"simulated points with known noise it covered "
+                             f"{a['all']['coverage']:.1%} of the time ({a['repeats']} sets "
+                             f"of {a['case']['budgets']} budgets).")
     else:
         lines.append("**Paired intervals**: their coverage has not been measured on this machine "
                      "(`make calibrate`; docs/search.md gives the measured table).")

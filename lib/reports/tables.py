@@ -49,6 +49,12 @@ def interval(v, ci, digits: int = 3, sign: bool = False) -> str:
     return f"{head} [{f(ci[0], digits)}, {f(ci[1], digits)}]"
 
 
+def span(values) -> str:
+    """A range of counts: '8' when every value is 8, '6-8' when they differ."""
+    lo, hi = int(min(values)), int(max(values))
+    return f"{lo}" if lo == hi else f"{lo}-{hi}"
+
+
 def flops(v) -> str:
     """A FLOP count for people (3.1e14), or '-' when unavailable."""
     if v is None or (isinstance(v, float) and not math.isfinite(v)):

@@ -146,7 +146,7 @@ def _validate_split(sp: SplitConfig, bad) -> None:
     if sp.label not in ("threshold", "close"):
         raise bad("split.label", f"must be threshold or close, got {sp.label!r}")
     dates = {}
-    for key in ("val_start", "test_start", "end"):
+    for key in ("val_start", "test_start", "end", "holdout_start"):
         value = getattr(sp, key)
         if value is not None:
             try:
@@ -165,6 +165,12 @@ def _validate_split(sp: SplitConfig, bad) -> None:
     elif sp.val_frac is None or sp.test_frac is None:
         raise bad("split", "give either val_start and test_start (dates) or val_frac and "
                   "test_frac")
+    if "holdout_start" in dates:
+        if "test_start" not in dates or not dates["test_start"] < dates["holdout_start"]:
+            raise bad("split.holdout_start", f"{sp.holdout_start} must come after a test_start "
+                      f"date ({sp.test_start}): the holdout block follows the test block")
+        if "end" in dates and not dates["holdout_start"] < dates["end"]:
+            raise bad("split.holdout_start", f"{sp.holdout_start} must come before end {sp.end}")
 
 
 def _validate_data(cfg: SweepConfig, bad) -> None:

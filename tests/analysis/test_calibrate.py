@@ -5,7 +5,7 @@ shows an i.i.d. bootstrap falling far short. `make calibrate` runs the full tabl
 
 import numpy as np
 import pytest
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import log_loss, roc_auc_score
 
 from lib.analysis import calibrate as C
 from lib.analysis.stats import auc_influence, fixed_b_null, hac_interval
@@ -94,8 +94,8 @@ def test_the_skill_slope_equals_the_slope_of_the_seed_mean_losses():
     y, probs = C.simulate_cells(C.SimConfig(n_days=300), rng, gain=0.2)
     rate = 0.3
     r = skill_per_decade(C.BUDGETS, y, [list(p) for p in probs], rate, 5)
-    losses = [np.mean([C._logloss(y, q) for q in p]) for p in probs]
-    ref = C._logloss(y, np.full(len(y), rate))
+    losses = [np.mean([log_loss(y, q) for q in p]) for p in probs]
+    ref = log_loss(y, np.full(len(y), rate))
     assert r["skill_per_decade"] == pytest.approx(-per_decade(C.BUDGETS, losses) / ref, rel=1e-9)
     lo, hi = r["skill_per_decade_ci95"]
     lo90, hi90 = r["skill_per_decade_ci90"]
