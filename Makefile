@@ -47,6 +47,7 @@ data: setup ## run notebooks/01_data_prep.ipynb headless on the shipped data (co
 	  --cwd . --no-progress-bar
 
 trial: setup ## one trial, looked at closely: make trial BUDGET=100k HORIZON=1 [SMOKE=1]
+	@$(PY) -m lib.run.trial_args --budget '$(BUDGET)' --horizon '$(HORIZON)'
 	@mkdir -p $(OUTROOT)/outputs/trials
 	$(PY) -m papermill notebooks/02_train_trial.ipynb \
 	  $(OUTROOT)/outputs/trials/$(TRIAL_NAME).ipynb \

@@ -76,3 +76,19 @@ def test_lab_opens_in_notebooks_and_works_as_root():
 
     if os.geteuid() == 0:
         assert "--allow-root" in out and "running as root" in out
+
+
+@pytest.mark.parametrize("args, words", [
+    (["BUDGET=abc"], "error: BUDGET=abc: budget 'abc' is not a count"),
+    (["HORIZON=x"], "error: HORIZON='x': not a whole number of trading days"),
+    (["BUDGET=5"], "error: BUDGET=5: no architecture fits budget 5"),
+])
+def test_bad_trial_arguments_fail_in_one_line_before_a_kernel_starts(tmp_path, args, words):
+    import os
+
+    env = dict(os.environ, WORKBENCH_ROOT=str(tmp_path))
+    r = subprocess.run(["make", "trial", *args], cwd=REPO, env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode != 0 and words in r.stderr
+    assert "Traceback" not in r.stdout + r.stderr
+    assert not (tmp_path / "outputs" / "trials").exists()  # no kernel, no failed notebook

@@ -19,6 +19,10 @@ th { background: #f4f4f4; }
 </style>"""
 
 
+OBJECTIVE_WORDS = {"val_logloss": "validation log loss", "val_auc": "validation AUC",
+                   "val_skill": "validation skill"}
+
+
 def _read(path: Path) -> dict:
     try:
         return read_json(path) if path.exists() else {}
@@ -38,8 +42,12 @@ def _cell_row(sweep: str, report: Path) -> dict:
         conf = min(final["configs"].values(), key=lambda c: c["rank"])
         a = (conf.get("aggregate") or {}).get("auc") or {}
         auc = tables.interval(a.get("mean"), a.get("ci95"))
+    metric = OBJECTIVE_WORDS.get(best.get("objective"), best.get("objective") or "objective")
     return {"report": f'<a href="{sweep}/{report.name}">{html.escape(cell)}</a>',
-            "status": status, "best validation objective": tables.num(best.get("best_objective")),
+            "status": status,
+            "best in the search": f"{tables.num(best.get('best_objective'))} "
+                                  f"({html.escape(metric)})" if best.get("best_objective")
+            is not None else "-",
             "architecture": html.escape(str(best.get("params", {}) and
                                             best["params"].get("arch") or "-")),
             "test AUC [95%]": auc}
@@ -92,6 +100,10 @@ def write_index() -> Path:
         if last.get("wall_s"):
             links.append(f"last run {last['wall_s'] / 60:.1f} min")
         parts.append("<p>" + " | ".join(links or ["no summary report yet"]) + "</p>")
+        verdict = _read(paths.SWEEPS / d.name / "verdict.json")
+        if verdict.get("bottom_line"):
+            parts.append(f"<p><b>Bottom line</b> ({html.escape(verdict.get('written', '')[:10])})"
+                         f": {html.escape(verdict['bottom_line'])}</p>")
         cells = [p for p in sorted(d.glob("*.html"), key=cell_order)
                  if p.name not in ("scaling_report.html", "ablation.html",
                                    "joint_scaling.html")]

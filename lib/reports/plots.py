@@ -187,39 +187,43 @@ def compute(trials: pd.DataFrame) -> plt.Figure:
 
 
 def scaling_curves(fits: dict, measure_label: str, n_label: str) -> plt.Figure:
-    """Per horizon: the measure at each budget, the fitted law with its 95% bootstrap band where
-    the fit is identified, and the prediction at the next budget."""
-    fig, ax = plt.subplots(figsize=(9, 4.5))
-    lows, highs = [], []
-    for h, e in fits.items():
+    """One panel per horizon (each with its own y axis, so a small slope shows): the measure at
+    each budget with error bars across the final seeds, the fitted law with its 95% bootstrap
+    band where the fit is identified, and the prediction at the next budget. The axes follow the
+    data, bands included: nothing is clipped."""
+    n = max(len(fits), 1)
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 4), squeeze=False)
+    for ax, (h, e) in zip(axes[0], fits.items(), strict=False):
         N, L = np.array(e["N"]), np.array(e["L"])
-        (line,) = ax.plot(N, L, "o", label=f"h={h}")
-        lows.append(L.min())
-        highs.append(L.max())
+        seeds = e.get("L_seeds")
+        sd = np.array([np.std(v, ddof=1) if len(v) > 1 else 0.0 for v in seeds]) if seeds \
+            else np.zeros_like(L)
+        ax.errorbar(N, L, yerr=sd, fmt="o", color="C0", capsize=3,
+                    label="mean over seeds, +-1 sd across seeds")
         f = e.get("fit")
         if not f or not f["verdict"]["identified"]:
-            ax.plot(N, L, ":", color=line.get_color(), lw=0.8)
-            continue
-        xs = np.geomspace(N.min(), e["next_N"], 50)
-        ax.plot(xs, f["a"] * xs ** -f["alpha"] + f["c"], "-", color=line.get_color(),
-                label=f"h={h} fit, alpha {f['alpha']:.3f}")
-        band = f["ci"].get("band")
-        if band:
-            ax.fill_between(band["N"], band["lo"], band["hi"], color=line.get_color(), alpha=0.15)
-        lo, hi = f["ci"].get("pred_next_ci95", [None, None])
-        if lo is not None:
-            ax.errorbar([e["next_N"]], [f["pred_next"]],
-                        yerr=[[f["pred_next"] - lo], [hi - f["pred_next"]]], fmt="x",
-                        color=line.get_color(), capsize=4)
-    if lows:
-        ax.set_ylim(0.97 * min(lows), 1.03 * max(highs))  # a wild extrapolation band is clipped
-    ax.set_xscale("log")
-    ax.set_xlabel(f"measured {n_label}")
-    ax.set_ylabel(measure_label)
-    ax.set_title("Error against size (one point per budget, mean over seeds); a line only "
-                 "where the law is identified;\nx: the law's prediction at the next budget, "
-                 "with its 95% interval", fontsize=9)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside: no point hidden
+            ax.plot(N, L, ":", color="C0", lw=0.8)
+            ax.set_title(f"h={h}: law not identified", fontsize=9)
+        else:
+            xs = np.geomspace(N.min(), e["next_N"], 50)
+            ax.plot(xs, f["a"] * xs ** -f["alpha"] + f["c"], "-", color="C1",
+                    label=f"fit, alpha {f['alpha']:.3f}")
+            band = f["ci"].get("band")
+            if band:
+                ax.fill_between(band["N"], band["lo"], band["hi"], color="C1", alpha=0.2,
+                                label="95% band")
+            lo, hi = f["ci"].get("pred_next_ci95", [None, None])
+            if lo is not None:
+                ax.errorbar([e["next_N"]], [f["pred_next"]],
+                            yerr=[[f["pred_next"] - lo], [hi - f["pred_next"]]], fmt="x",
+                            color="C1", capsize=4, label="next budget, 95%")
+            ax.set_title(f"h={h}", fontsize=9)
+        ax.set_xscale("log")
+        ax.set_xlabel(f"measured {n_label}")
+        ax.legend(fontsize=7, loc="best")
+    axes[0][0].set_ylabel(measure_label)
+    fig.suptitle("Error against size, one panel per horizon (own y axis); a line only where the "
+                 "law is identified", fontsize=9)
     fig.tight_layout()
     return fig
 

@@ -32,10 +32,9 @@ from ..analysis.scaling import (
 from ..analysis.stats import hierarchical, holm
 from ..core.config import SweepConfig
 from ..core.provenance import read_json
-from ..model.budget import fmt_count, parse_budget
+from ..model.budget import parse_budget
 from ..search.cells import cells
 from ..train.metrics import fast_metrics
-from .tables import span as span_of
 
 MEASURES = {"test_logloss": "test log loss",
             "test_skill_loss": "1 - drift-aware test skill (log loss / own-rate log loss)"}
@@ -242,9 +241,11 @@ def scaling_fits(finals: list[dict], cfg: SweepConfig, measure: str = "test_logl
         probs = [[np.asarray(v["p_test"]) for v in _best(s)["seeds"].values()] for s in group]
         stat = _measure_stat(measure, y)
         L = np.asarray(stat(y, [np.asarray(p) for p in probs]))
+        per_seed = [[stat(y, [np.asarray([q])])[0] for q in p] for p in probs]
         block = max((s.get("interval") or {}).get("block_length") or h for s in group)
         entry = {"horizon": h, "budgets": [s["cell"]["budget"] for s in group],
                  "N": N.tolist(), "n_axis": a.n_axis, "measure": measure, "L": L.tolist(),
+                 "L_seeds": per_seed,
                  "block_length": block, "resamples": resamples}
         if len(np.unique(N)) < 2:
             entry.update(fit=None, verdict={"code": "one_budget", "identified": False,
@@ -286,107 +287,7 @@ def scaling_fits(finals: list[dict], cfg: SweepConfig, measure: str = "test_logl
     return out
 
 
-BASELINE_WORDS = {"logreg": "logistic regression", "hgb": "gradient boosting"}
-
-
-def _significance(above: int, below: int) -> str:
-    """'significantly different in none of them', 'significantly above in 2', ..."""
-    if not above and not below:
-        return "significantly different in none of them"
-    parts = ([f"significantly above in {above}"] if above else []) + (
-        [f"significantly below in {below}"] if below else [])
-    return " and ".join(parts)
-
-
 def _ci_text(ci, digits: int = 3) -> str:
     if not ci or ci[0] is None:
         return "unavailable"
     return f"[{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
-
-
-def conclusions(results: pd.DataFrame, fits: dict[int, dict], cfg: SweepConfig) -> list[str]:
-    """Sentences generated from the numbers; choices from validation, test numbers reported."""
-    if not len(results):
-        return ["No cell has a complete final evaluation yet: nothing can be concluded."]
-    out = []
-    canary = sorted(set(results["canary"]) - {"none"})
-    if canary:
-        out.append(f"CANARY RUN ({', '.join(canary)}): this sweep checks the pipeline; its "
-                   f"numbers are not a study.")
-    inputs = sorted({f"{fs}/{n}" for fs, n in zip(results["feature_set"], results["norm"],
-                                                  strict=True)})
-    out.append(f"Inputs (feature set / input normalisation): {', '.join(inputs)}; the baselines "
-               f"use the same feature set.")
-    seeds = sorted(results["n_seeds"].unique())
-    blocks = sorted({int(b) for b in results["block_length"].dropna()})
-    out.append(
-        f"Every test number is a mean over {', '.join(map(str, seeds))} re-training seed(s) "
-        f"(never the search's seed). A model's own metrics carry a 95% hierarchical "
-        f"block-bootstrap interval (mean block length {', '.join(map(str, blocks))} day(s), seeds "
-        f"resampled with the days); differences to the baselines and the change of skill per "
-        f"decade carry intervals calibrated for dependent days (HAC, fixed-b; make calibrate). "
-        f"Each cell searched {span_of(results['trials_sampled'])} sampled trial(s)"
-        + (f" plus {span_of(results['trials_enqueued'])} enqueued architecture probe(s)"
-           if results["trials_enqueued"].max() > 0 else "")
-        + ". Every choice below was made on the validation block.")
-    for h, e in fits.items():
-        f = e.get("fit")
-        if f is None:
-            out.append(f"Horizon {h}: {e['verdict']['text']}.")
-            continue
-        span = (f"{fmt_count(min(e['N']))}-{fmt_count(max(e['N']))} {N_AXES[e['n_axis']]}, "
-                f"{len(e['N'])} budgets")
-        if f["verdict"]["identified"]:
-            law_txt = (f"alpha = {f['alpha']:.3f} ({f['form']}), 95% interval "
-                       f"{_ci_text(f['ci']['alpha_ci95'])}: {f['verdict']['text']}")
-        else:
-            law_txt = f"the law {f['form']} is {f['verdict']['text']}"
-        out.append(f"Horizon {h}: {MEASURES[e['measure']]} against {span}: {law_txt}. Skill "
-                   f"per decade of N: {e['effect']} (p {e['skill_test']['p_value']:.3f}, Holm "
-                   f"over horizons {e['skill_test']['p_holm']:.3f}; detectable with 80% power: "
-                   f"{e['skill_test']['mde80']:.4f}).")
-        pure = e.get("fit_pure")
-        if pure:
-            txt = (f"alpha = {pure['alpha']:.3f}, 95% interval "
-                   f"{_ci_text(pure['ci']['alpha_ci95'])}: " if pure["verdict"]["identified"]
-                   else "")
-            out.append(f"Horizon {h}, pure power law as a check: {txt}"
-                       f"{pure['verdict']['text']}.")
-    pick = choices(results)
-    alpha = cfg.analysis.alpha
-    for h, cell in pick["best_budget"].items():
-        r = results[results["cell"] == cell].iloc[0]
-        g = results[results["horizon"] == h]
-        counts = {b: (int(((g[f"auc_vs_{b}"] > 0) & (g[f"p_vs_{b}_holm"] < alpha)).sum()),
-                      int(((g[f"auc_vs_{b}"] < 0) & (g[f"p_vs_{b}_holm"] < alpha)).sum()))
-                  for b in COMPARED}
-        out.append(
-            f"Horizon {h}: validation chose {r['budget']} ({fmt_count(r['n_non_embedding'])} "
-            f"non-embedding, {fmt_count(r['n_params'])} total parameters); its test AUC is "
-            f"{r['test_auc']:.3f} {_ci_text(r['test_auc_ci'])} against logistic regression's "
-            f"{r['logreg_auc']:.3f} (difference {r['auc_vs_logreg']:+.3f} "
-            f"{_ci_text(r['auc_vs_logreg_ci'])}) and gradient boosting's {r['hgb_auc']:.3f} "
-            f"(difference {r['auc_vs_hgb']:+.3f} {_ci_text(r['auc_vs_hgb_ci'])}). Across the "
-            f"horizon's {len(g)} budget(s), the transformer's AUC "
-            + "; ".join(f"against {BASELINE_WORDS[b]} is {_significance(*counts[b])}"
-                        for b in COMPARED)
-            + f" (paired, calibrated for dependent days, Holm-adjusted over one family of "
-              f"{results.attrs.get('comparison_family', 2 * len(results))} comparisons: every "
-              f"cell against both baselines, at {alpha:g}).")
-    h = pick["best_horizon"]
-    r = results[results["cell"] == pick["best_budget"][h]].iloc[0]
-    by_h = ", ".join(f"h{int(k)} {results[results['cell'] == c].iloc[0]['val_skill_own']:.3f}"
-                     for k, c in pick["best_budget"].items())
-    out.append(f"In drift-aware validation skill (against each block's own positive rate) the "
-               f"best horizon is h={h} ({by_h}); its test skill is {r['test_skill_own']:.3f} "
-               f"{_ci_text(r['test_skill_own_ci'])} drift-aware and {r['test_skill']:.3f} "
-               f"{_ci_text(r['test_skill_ci'])} against the training positive rate.")
-    drift = results.groupby("horizon")[["train_positive_rate", "test_positive_rate"]].first()
-    out.append("Positive rate, training -> test block: " + ", ".join(
-        f"h{int(k)} {v['train_positive_rate']:.3f} -> {v['test_positive_rate']:.3f}"
-        for k, v in drift.iterrows()) + "; skill against the training rate mixes this drift "
-        "with skill, the drift-aware skill does not.")
-    if results["collapsed"].any():
-        cells_ = ", ".join(results.loc[results["collapsed"], "cell"])
-        out.append(f"Collapsed predictions (probability spread below the threshold) in: {cells_}.")
-    return out

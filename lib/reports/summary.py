@@ -14,7 +14,9 @@ from ..core.config import SweepConfig
 from ..model.budget import fmt_count
 from ..search.adequacy import CAVEAT_SHARE
 from . import tables as T
-from .report import BASELINE_WORDS, COMPARED, MEASURES, N_AXES, _significance, choices
+from .conclusions import BASELINE_WORDS, bottom_line, significance, verdict_line
+from .evidence import adequacy_counts
+from .report import COMPARED, MEASURES, N_AXES, choices
 
 
 def _wins(g: pd.DataFrame, baseline: str, alpha: float) -> tuple[int, int]:
@@ -27,51 +29,6 @@ QUESTION = ("Does a transformer's out-of-sample skill at predicting a 1% rise wi
 MIN_TRIALS_FOR_IMPORTANCES = 20  # fewer complete trials cannot rank six settings
 
 
-def _verdict_line(h: int, e: dict) -> str:
-    f = e.get("fit")
-    if f is None:
-        return f"**h={h}**: {e['verdict']['text']}."
-    if f["verdict"]["identified"]:
-        law = (f"alpha {T.interval(f['alpha'], f['ci']['alpha_ci95'])} ({f['form']}): "
-               f"{f['verdict']['text']}")
-    else:
-        law = f"law {f['form']} not identified"
-    d = e.get("decision") or {"code": "", "text": e.get("effect", "")}
-    word = {"scales": "SCALES", "falls": "FALLS WITH SIZE", "no_meaningful_scaling":
-            "NO MEANINGFUL SCALING", "inconclusive": "INCONCLUSIVE"}.get(d["code"], "")
-    test = e.get("skill_test") or {}
-    mde = (f" The smallest change this design detects with 80% power is "
-           f"{test['mde80']:.4f} per decade." if test.get("mde80") is not None else "")
-    reason = d["text"].split(": ", 1)[-1] if word else d["text"]  # the word is shown once
-    return f"**h={h}: {word}**: {reason}.{mde} Law: {law}."
-
-
-def design_table(fits: dict, cfg: SweepConfig):
-    """Per horizon: what the design can detect now and how much more test data would bring the
-    minimum detectable effect (80% power) down to the smallest effect of interest (the standard
-    error falls as one over the square root of the test days)."""
-    target = cfg.analysis.meaningful_skill_per_decade
-    rows = []
-    for h, e in fits.items():
-        t = e.get("skill_test")
-        if not t:
-            continue
-        factor = (t["mde80"] / target) ** 2
-        days = e["test_days"]
-        rows.append({"h": h, "verdict": (e.get("decision") or {}).get("code", "-"),
-                     "skill per decade [95%]": T.interval(e["skill_per_decade"],
-                                                          e["skill_per_decade_ci95"], 4,
-                                                          sign=True),
-                     "p (Holm over horizons)": T.pvalue(t.get("p_holm")),
-                     "detectable now (80% power)": T.num(t["mde80"], 4),
-                     "smallest effect of interest": T.num(target, 4),
-                     "test days now": days,
-                     "test days needed": f"{days * factor:,.0f} ({days * factor / 252:.0f} "
-                                         f"years)" if factor > 1 else "enough"})
-    return T.show(pd.DataFrame(rows), "The design: what it can decide, and what would decide it "
-                  "(more test days; or more seeds and budgets, which shrink the same error)")
-
-
 def scaling_summary(results: pd.DataFrame, fits: dict, cfg: SweepConfig, entry: dict) -> str:
     """Markdown: the answer first, then what it rests on and its caveats."""
     if not len(results):
@@ -82,20 +39,22 @@ def scaling_summary(results: pd.DataFrame, fits: dict, cfg: SweepConfig, entry: 
     if canary:
         lines += [f"> CANARY RUN ({', '.join(canary)}): these numbers check the pipeline and "
                   f"answer nothing.", ""]
+    lines += ["**Bottom line**: " + " ".join(bottom_line(h, e, cfg, adequacy_counts(results)
+                                                      .get(h)) for h, e in fits.items()), ""]
     lines.append("**Verdict per horizon** on the change of skill per decade of N ("
                  + MEASURES[next(iter(fits.values()))["measure"]]
                  + f" against measured {N_AXES[cfg.analysis.n_axis]}; smallest effect of "
                  f"interest {cfg.analysis.meaningful_skill_per_decade:g} skill per decade; "
                  f"intervals calibrated for dependent test days, Holm over horizons):")
-    lines += [f"- {_verdict_line(h, e)}" for h, e in fits.items()]
+    lines += [f"- {verdict_line(h, e)}" for h, e in fits.items()]
     pick = choices(results)
     lines += ["", "**Against the baselines** (the budget chosen on validation; test AUC, paired "
               "differences on the same days):"]
     for h, cell in pick["best_budget"].items():
         r = results[results["cell"] == cell].iloc[0]
         g = results[results["horizon"] == h]
-        counts = [f"against {BASELINE_WORDS[b]} "
-                  + _significance(*_wins(g, b, cfg.analysis.alpha)) for b in COMPARED]
+        counts = [f"against {BASELINE_WORDS[b]}: "
+                  + significance(*_wins(g, b, cfg.analysis.alpha)) for b in COMPARED]
         lines.append(
             f"- **h={h}**: {r['budget']} transformer AUC "
             f"{T.interval(r['test_auc'], r['test_auc_ci'])}; logistic regression "
@@ -162,38 +121,6 @@ def scaling_summary(results: pd.DataFrame, fits: dict, cfg: SweepConfig, entry: 
         for h, v in drift.iterrows()) + "): skill is also shown against the test block's own rate")
     lines += ["", "**Caveats**: " + "; ".join(caveats) + "."]
     return "\n".join(lines)
-
-
-def adequacy_counts(results: pd.DataFrame) -> dict[int, dict]:
-    """Per horizon: cells, selected configurations cut short (and why), selected among the
-    pruner's startup trials. Empty for final evaluations that predate the adequacy record."""
-    if "cut_short" not in results or results["cut_short"].isna().all():
-        return {}
-    out = {}
-    for h, g in results.groupby("horizon"):
-        flags = [f or [] for f in g["edge_flags"]]
-        out[int(h)] = {"cells": len(g), "cut_short": int(g["cut_short"].fillna(False).sum()),
-                       "epoch_cap": sum("epoch_cap" in f for f in flags),
-                       "best_epoch_1": sum("best_epoch_1" in f for f in flags),
-                       "startup": int(g["selected_startup"].fillna(False).sum())}
-    return out
-
-
-def adequacy_table(results: pd.DataFrame):
-    """Per cell: where the selected trial sits in the search and which edges it touches."""
-    if "cut_short" not in results or results["cut_short"].isna().all():
-        return T.say("These final evaluations predate the search-adequacy record: run make final.")
-    rows = [{"cell": r["cell"],
-             "selected trial (index of counted)": f"{int(r['selected_index'])} of "
-                                                   f"{int(r['n_trials_searched'])}",
-             "completed trials": int(r["trials_complete"]),
-             "a startup trial": T.num(bool(r["selected_startup"])),
-             "best epoch / cap": f"{r['best_epoch']} / {r['max_epochs']}",
-             "final seeds at the cap": f"{r['seeds_at_cap']} of {int(r['n_seeds'])}",
-             "edges": ", ".join(x.replace("_", " ") for x in r["edge_flags"]) or "-"}
-            for _, r in results.iterrows()]
-    return T.show(pd.DataFrame(rows), "Search adequacy: the selected configuration's place in the "
-                  "search and the edges of the ranges it sits at")
 
 
 def results_table(results: pd.DataFrame):
@@ -369,57 +296,3 @@ def trials_table(trials: pd.DataFrame):
     rows = [{label: (f(r[key]) if key in r and pd.notna(r[key]) else "-")
              for key, label, f in cols} for _, r in t.iterrows()]
     return T.show(pd.DataFrame(rows), "Finished trials, best first")
-
-
-def test_block_note(sweep: str) -> str:
-    """Markdown: how often the sweep's test block was read (the ledger, research rule 26) and
-    how well the paired intervals cover on simulated dependent days (``make calibrate``)."""
-    from pathlib import Path
-
-    from ..analysis import ledger
-    from ..core import paths
-    from ..core.provenance import read_json
-
-    s = ledger.summary(sweep)
-    days = "; ".join(f"{a}..{b}" for a, b in s["blocks"] if a) or "none read yet"
-    lines = [f"**The test block** ({days}) was read {s['reads']} time(s) by the final "
-             f"evaluation, {s['reads_with_new_predictions']} of them scoring models for the "
-             f"first time ({s['configurations_scored']} configuration(s) in {s['cells']} "
-             f"cell(s)) since the ledger began ({(s['first'] or '-')[:10]}); every read is "
-             f"listed in `outputs/sweeps/{Path(sweep).stem}/test_reads/`. "
-             f"On the shipped S&P 500 data the 2017-18 test block has also been looked at "
-             f"while this workbench was developed: it is not an untouched holdout."]
-    held = sorted((paths.SWEEPS / Path(sweep).stem / "holdout").glob("*.json"))
-    if held:
-        results = [read_json(f) for f in held]
-        lines.append(f"**The holdout block** was scored once for {len(results)} cell(s) "
-                     f"(`make holdout`, after the test evaluation; {s['holdout_reads']} read(s) in "
-                     f"the ledger): " + "; ".join(
-                         f"{r['cell']['id']} {r['block']['block_start']}..{r['block']['block_end']}"
-                         f" AUC {r['model']['mean_probability']['auc']:.3f} (test block "
-                         f"{r['test_block_result']['auc']:.3f}), minus logistic regression "
-                         f"{r['comparisons']['logreg']['auc_diff']['estimate']:+.3f} "
-                         f"[{r['comparisons']['logreg']['auc_diff']['ci95'][0]:+.3f}, "
-                         f"{r['comparisons']['logreg']['auc_diff']['ci95'][1]:+.3f}]"
-                         for r in results) + ".")
-    cal = paths.OUTPUTS / "calibration" / "coverage.json"
-    if cal.exists():
-        rows = [r for r in read_json(cal)["rows"] if r["method"].startswith("in use")]
-        if rows:
-            auc = [r["auc"]["coverage"] for r in rows]
-            ll = [r["logloss"]["coverage"] for r in rows]
-            lines.append(f"**Paired intervals** (transformer - baseline): nominal 95%; on "
-                         f"simulated test blocks with persistent volatility, overlapping labels "
-                         f"and dependent errors they covered {min(auc):.1%}-{max(auc):.1%} (AUC) "
-                         f"and {min(ll):.1%}-{max(ll):.1%} (log loss) over {len(rows)} cases "
-                         f"(`make calibrate`, {rows[0]['repeats']} blocks each).")
-        for a in read_json(cal).get("alpha") or []:
-            if a["method"].endswith("(in use)") and not a["case"]["with_c"]:
-                lines.append(f"**The exponent's interval** (over every bootstrap fit): on "
-                             f"simulated points with known noise it covered "
-                             f"{a['all']['coverage']:.1%} of the time ({a['repeats']} sets "
-                             f"of {a['case']['budgets']} budgets).")
-    else:
-        lines.append("**Paired intervals**: their coverage has not been measured on this machine "
-                     "(`make calibrate`; docs/search.md gives the measured table).")
-    return "\n\n".join(lines)

@@ -106,6 +106,8 @@ def line(cell_id: str, r: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``make holdout``: score every cell's holdout once; exit 2 on a bad request, 1 when a cell
+    was refused (not evaluated yet, or already scored)."""
     p = argparse.ArgumentParser(prog="python -m lib.run.holdout",
                                 description=__doc__.splitlines()[0])
     p.add_argument("--sweep", default="default")

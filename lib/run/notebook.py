@@ -193,6 +193,13 @@ def render_html(executed: Path, html: Path, hide_code: bool = True) -> Path:
     from traitlets.config import Config
 
     nb = nbformat.read(str(executed), as_version=4)
+    heading = _page_heading(nb, html)
+    nb.metadata["title"] = heading  # the page's <title> (nbconvert's default: "Notebook")
+    from ..core import paths
+
+    index = os.path.relpath(paths.REPORTS / "index.html", Path(html).parent)
+    nb.cells.insert(0, nbformat.v4.new_markdown_cell(
+        f"[All reports]({index}) · {heading}"))
     for c in nb.cells:
         tags = c.get("metadata", {}).get("tags", [])
         if c.cell_type == "code" and (HIDE_OUTPUT in tags or RESET_TAG in tags):
@@ -209,6 +216,22 @@ def render_html(executed: Path, html: Path, hide_code: bool = True) -> Path:
 
     atomic_write_bytes(html, body.encode())
     return html
+
+
+def _page_heading(nb, html: Path) -> str:
+    """'Scaling report: default' from the notebook's first heading ('# 04 Scaling report'), its
+    number dropped, and the page's folder; the heading cell is rewritten to match."""
+    import re
+
+    first = next((c for c in nb.cells if c.cell_type == "markdown"), None)
+    m = re.match(r"#\s+(?:\d+\s+)?(.+)", (first.source if first else "").splitlines()[0]
+                 if first and first.source else "")
+    name = m.group(1).strip() if m else Path(html).stem.replace("_", " ")
+    heading = f"{name}: {Path(html).parent.name}"
+    if m:
+        lines = first.source.splitlines()
+        first.source = "\n".join([f"# {heading}"] + lines[1:])
+    return heading
 
 
 def remove_stale(folder: Path, patterns=(f"*{PARTIAL}", ".*.tmp", "*.html.tmp")) -> list[Path]:

@@ -43,17 +43,15 @@ from ..search.sweepfile import load_sweep
 from . import notebook
 from .data_stage import check_splits, ensure_data
 from .progress import Progress, clock
+from .repair import collect, dashboard, regenerate
 from .upkeep import (
     LockError,
     SweepLock,
     cell_done,
-    collect,
     corrupt_records,
-    dashboard,
     final_done,
     orphans,
     prune,
-    regenerate,
     report_inputs,
     report_state,
     say,
@@ -304,11 +302,15 @@ def summarise(sweep: str, name: str, cfg: SweepConfig, results: dict, t0: float,
     """Index of reports, status table, wall time and training share (``last_run.json``)."""
     from ..reports.index import write_index
 
-    write_index()
     table = status_table(sweep, cfg, results)
     say("\n" + table.to_string(index=False))
     use = utilization(sweep, cfg, t0, time.time() - t0, jobs, stages)
-    write_json(paths.SWEEPS / name / "last_run.json", use)
+    last = paths.SWEEPS / name / "last_run.json"
+    if use["trial_s"] + use["final_train_s"] > 0 or not last.exists():
+        write_json(last, use)
+    else:  # a rerun with nothing to train keeps the timings of the run that did the work
+        say(f"nothing was trained; {paths.rel(last)} keeps the last working run's timings")
+    write_index()
     trained = (f"training (trials {use['trial_s']:.0f} s, final evaluation "
                f"{use['final_train_s']:.0f} s) filled {use['training_share']:.0%} of {jobs} "
                f"slot(s)" if use["trial_s"] + use["final_train_s"] > 0 else "nothing to train")

@@ -1,9 +1,8 @@
 """A sweep's upkeep: the driver's lock, whether cells are done, status, and repair of records.
 
 ``SweepLock`` keeps a second driver off a sweep; :func:`cell_done` and :func:`final_done` say what
-a run may skip; :func:`status_table` is ``make status``; :func:`collect` merges records from other
-machines, :func:`regenerate` rebuilds them from the study storage, :func:`dashboard` serves
-optuna-dashboard on the loopback interface; :func:`utilization` is a run's training share.
+a run may skip; :func:`status_table` is ``make status``; :func:`utilization` is a run's training
+share. Merging, rebuilding and serving records is in :mod:`lib.run.repair`.
 """
 
 from __future__ import annotations
@@ -21,12 +20,9 @@ import pandas as pd
 from ..core import paths
 from ..core.config import SweepConfig
 from ..core.provenance import CorruptFileError, read_json, write_json
-from ..data import dataset as ds
-from ..search import records
-from ..search.cells import Cell, cells, mask_url, open_storage, storage_url
+from ..search.cells import Cell, cells, open_storage, storage_url
 from ..search.contract import final_is_current, validation_choice
 from ..search.study import cell_status
-from ..search.sweepfile import load_sweep
 from . import notebook
 
 
@@ -105,9 +101,19 @@ def cell_done(cell: Cell, counts: dict) -> bool:
     return True
 
 
+def _trial_seconds(cell_dir: Path) -> float | None:
+    """Seconds the cell's finished trials trained, from its records (None before any)."""
+    try:
+        trials = read_json(cell_dir / "all_trials.json").get("trials") or []
+    except (OSError, CorruptFileError):
+        return None
+    return round(sum(t.get("seconds") or 0.0 for t in trials), 1) if trials else None
+
+
 def status_table(name: str, cfg: SweepConfig, results: dict | None = None) -> pd.DataFrame:
-    """One row per cell: finished/target, trial states, best objective and architecture, final
-    evaluation done, and (after a run) its wall time and status."""
+    """One row per cell: finished/target, trial states, best objective and architecture, the
+    seconds its trials trained (recorded, so the same after a rerun that had nothing to do),
+    final evaluation done, and (after a run) this run's wall time for it and its status."""
     url = storage_url(Path(name).stem)
     rows = []
     for cell in cells(name, cfg):
@@ -117,7 +123,8 @@ def status_table(name: str, cfg: SweepConfig, results: dict | None = None) -> pd
                      "sampled": c["sampled"], "enqueued": c["enqueued"],
                      "complete": c["complete"], "pruned": c["pruned"], "failed": c["failed"],
                      "best_objective": c.get("best_objective"), "best_arch": c.get("best_arch"),
-                     "wall_s": round(r["wall_s"], 1) if "wall_s" in r else None,
+                     "trials_s": _trial_seconds(cell.dir),
+                     "this_run_s": round(r["wall_s"], 1) if "wall_s" in r else "-",
                      "final": final_state(cell, cfg, url),
                      "status": r.get("status", "done" if c["finished"] >= c["target"]
                                      else "unfinished")})
@@ -278,70 +285,3 @@ def prune(name: str, cfg: SweepConfig) -> int:
     write_index()
     say(f"{len(gone)} orphan cell(s) removed from sweep '{Path(name).stem}'")
     return 0
-
-
-def collect(name: str, sources: list[str]) -> int:
-    """Merge per-trial records from several machines' outputs folders into this sweep's folders."""
-    n = 0
-    for src in sources:
-        for f in sorted(Path(src).glob("*/trials/trial_*.json")):
-            dest = paths.SWEEPS / name / f.parent.parent.name / "trials" / f.name
-            if dest.exists() and read_json(dest).get("state") == read_json(f).get("state"):
-                continue
-            write_json(dest, read_json(f))
-            n += 1
-    say(f"collected {n} record(s) into {paths.rel(paths.SWEEPS / name)}")
-    return 0
-
-
-def regenerate(name: str) -> int:
-    """Rebuild every record file of a sweep from its study storage (trial records, best.json,
-    all_trials.json, study summaries with their baselines); a final.json that does not parse is
-    moved aside, so that the next `make final` re-runs it."""
-    import optuna
-
-    from ..data.data_axis import cell_splits
-    from ..train.baselines import cached_baselines
-
-    cfg = load_sweep(name)
-    storage = open_storage(storage_url(Path(name).stem))
-    df = None
-    for cell in cells(name, cfg):
-        try:
-            study = optuna.load_study(study_name=cell.study_name, storage=storage)
-        except KeyError:
-            continue
-        n = records.regenerate(cell.dir, study, cell.as_dict())
-        if df is None:
-            df, manifest = ds.load_dataset(cfg.data.name)
-        _, _, splits = cell_splits(cfg, cell, df, manifest)
-        baselines = cached_baselines(df, splits, paths.BASELINE_CACHE, seed=cfg.train.seed,
-                                     collapse_spread=cfg.train.collapse_spread)
-        records.study_summary(cell.dir, study, cell.as_dict(), baselines)
-        final, note = cell.dir / "final.json", ""
-        if final.exists():
-            try:
-                read_json(final)
-            except CorruptFileError:
-                aside = final.with_name(f"final.json.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
-                os.replace(final, aside)
-                note = f"; {paths.rel(final)} did not parse: moved to {aside.name}, `make final` " \
-                       f"re-runs it"
-        say(f"{cell.id}: {n} record(s) rebuilt from storage{note}")
-    return 0
-
-
-def dashboard(name: str, port: int) -> int:
-    """optuna-dashboard for the sweep's storage on 127.0.0.1, started in this process: the
-    storage URL (and its password) never appears on a command line. The dashboard has no
-    login; it listens on the loopback interface only (reach it from elsewhere through an SSH
-    tunnel)."""
-    from optuna_dashboard import run_server
-
-    url = storage_url(Path(name).stem)
-    say(f"optuna-dashboard for {mask_url(url)} on http://127.0.0.1:{port} (no login: loopback "
-         f"only; from another machine: ssh -L {port}:127.0.0.1:{port} <this host>)")
-    run_server(open_storage(url), host="127.0.0.1", port=port)
-    return 0
-
-

@@ -148,6 +148,7 @@ def write_best_and_all(cell_dir: Path, study: optuna.Study, cell: dict) -> None:
     best = complete[0] if complete else None
     write_json(Path(cell_dir) / "best.json", {
         "cell": cell, "direction": study.direction.name,
+        "objective": (study.metric_names or [None])[0],
         "best_objective": best.value if best else None,
         "best_trial": best.number if best else None, "params": best.params if best else None,
         "architecture": (best.user_attrs.get("record") or {}).get("arch") if best else None,

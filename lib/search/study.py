@@ -119,6 +119,14 @@ def create_study(cell: Cell, cfg: SweepConfig, storage, archs_all: list[Arch],
                                        "startup_trials": cfg.search.pruner_startup_trials,
                                        "warmup_epochs": cfg.search.pruner_warmup_epochs})
         study.set_user_attr("architectures", [a.id for a in archs_all])
+    if study.metric_names != [cfg.train.objective]:
+        import warnings
+
+        with warnings.catch_warnings():  # set_metric_names is marked experimental (Optuna 3.2+);
+            # it only names the objective, so optuna-dashboard shows "val_logloss", not
+            # "Objective 0": nothing a user could act on
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([cfg.train.objective])
     if cfg.search.enqueue_extremes and not study.user_attrs.get("enqueued"):
         seen: list[str] = []
         for a in [*extremes(archs_all), archs_all[0]]:

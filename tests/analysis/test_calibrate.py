@@ -8,6 +8,7 @@ import pytest
 from sklearn.metrics import log_loss, roc_auc_score
 
 from lib.analysis import calibrate as C
+from lib.analysis.calibrate_law import LAW_CASES
 from lib.analysis.stats import auc_influence, fixed_b_null, hac_interval
 
 
@@ -68,12 +69,15 @@ def test_make_calibrate_writes_the_coverage_table(tmp_path):
     from tests.conftest import REPO
 
     env = dict(os.environ, WORKBENCH_ROOT=str(tmp_path))
-    r = subprocess.run(["make", "calibrate", "CALIBRATEFLAGS=--repeats 3 --bootstrap-repeats 1"],
-                       cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    flags = "--repeats 3 --bootstrap-repeats 1 --law-repeats 2 --law-resamples 10"
+    r = subprocess.run(["make", "calibrate", f"CALIBRATEFLAGS={flags}"], cwd=REPO, env=env,
+                       capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     rows = json.loads((tmp_path / "outputs/calibration/coverage.json").read_text())["rows"]
     assert len(rows) == len(C.CASES) * len(C.METHODS)
     assert {r["case"] for r in rows} == set(C.CASES)
+    alphas = json.loads((tmp_path / "outputs/calibration/coverage.json").read_text())["alpha"]
+    assert {a["case"] for a in alphas} == set(LAW_CASES)
 
 
 def test_the_skill_per_decade_interval_covers_and_rarely_declares_a_null_effect():

@@ -122,7 +122,7 @@ def test_two_budgets_identify_nothing():
 
 def _interpolations(case, scale_rule, repeats=40, seed=3):
     """Share of noisy point sets whose fit passes through as many points as it has parameters."""
-    from lib.analysis import calibrate as C
+    from lib.analysis import calibrate_law as C
     from lib.analysis.scaling import noise_scale
 
     rng = np.random.default_rng(seed)
@@ -144,7 +144,7 @@ def test_no_single_point_decides_alpha(name):
     """The Huber scale follows the measured noise, so a fit to noisy points interpolates none of
     them; the delta of 1e-3 used before (an L1 fit at 1% noise) passed through 2 of 4 points in
     most repeats, and those points alone decided alpha."""
-    from lib.analysis.calibrate import LAW_CASES
+    from lib.analysis.calibrate_law import LAW_CASES
 
     case = LAW_CASES[name]
     assert _interpolations(case, "noise") <= 0.15
@@ -155,7 +155,7 @@ def test_alpha_interval_covers_with_four_and_five_budgets():
     """Fast version of `make calibrate`'s alpha table: with known 1% noise the interval over all
     bootstrap fits covers the true exponent about 95% of the time (Monte Carlo error about 3
     points here) and the law is identified."""
-    from lib.analysis.calibrate import LAW_CASES, alpha_coverage
+    from lib.analysis.calibrate_law import LAW_CASES, alpha_coverage
 
     pure = alpha_coverage(LAW_CASES["4 budgets, power law, 1% noise"], 60, resamples=100)
     asym = alpha_coverage(LAW_CASES["5 budgets, asymptote, 4 decades, 1% noise"], 30,
@@ -169,7 +169,7 @@ def test_alpha_interval_keeps_the_fits_at_a_bound():
     """Where the points barely determine the law (an asymptote, 2 decades), the interval over
     every bootstrap fit covers; over the fits off the bounds only (the rule before) it cut off the
     least informed tail and covered less. Red when bootstrap_fits drops the bound fits again."""
-    from lib.analysis.calibrate import LAW_CASES, alpha_coverage
+    from lib.analysis.calibrate_law import LAW_CASES, alpha_coverage
 
     r = alpha_coverage(LAW_CASES["5 budgets, asymptote, 2 decades, 1% noise"], 40, resamples=60,
                        seed=1)

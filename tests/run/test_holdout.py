@@ -106,7 +106,7 @@ def test_holdout_past_the_data_is_a_clear_error(wb_root):
 def test_the_report_note_quotes_the_holdout(csv_sweep):
     """The scaling report's test-block note states the holdout read beside the test reads."""
     from lib.core.provenance import write_json
-    from lib.reports.summary import test_block_note
+    from lib.reports.evidence import test_block_note
 
     sweep, cfg = csv_sweep
     (cell,) = cells(sweep, cfg)

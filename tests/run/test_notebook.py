@@ -116,3 +116,22 @@ def test_kernels_start_without_the_unencrypted_tcp_warning(tmp_path):
     assert "without encryption" not in r.stderr + r.stdout
     assert "cell says 2" in (tmp_path / "a.ipynb").read_text()
     assert "cell says 3" in (tmp_path / "b.ipynb").read_text()
+
+
+def test_a_rendered_page_has_a_title_a_heading_and_a_link_to_the_index(fresh_root):
+    """Every page was titled "Notebook" and headed "04 Scaling report", with no way back."""
+    import nbformat
+
+    from lib.core import paths
+    from lib.run.notebook import render_html
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# 04 Scaling report\nThe answer first."),
+                nbformat.v4.new_code_cell("1")]
+    src = fresh_root / "nb.ipynb"
+    nbformat.write(nb, str(src))
+    html = paths.REPORTS / "default" / "scaling_report.html"
+    html.parent.mkdir(parents=True)
+    text = render_html(src, html).read_text()
+    assert "<title>Scaling report: default</title>" in text
+    assert 'href="../index.html"' in text and "04 Scaling report" not in text

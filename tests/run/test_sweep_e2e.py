@@ -4,6 +4,7 @@ report."""
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -182,7 +183,9 @@ def test_report_choices_are_made_on_validation_only(smoke_run):
     after_results = report.results_table(poisoned)
     after = report.choices(after_results)
     assert after == before
-    lines = report.conclusions(after_results, report.scaling_fits(poisoned, cfg, resamples=20),
+    from lib.reports.conclusions import conclusions
+
+    lines = conclusions(after_results, report.scaling_fits(poisoned, cfg, resamples=20),
                                cfg)
     for h, cell in before["best_budget"].items():
         budget = cell.split("-")[0]
@@ -219,12 +222,20 @@ def test_every_read_of_the_test_block_is_in_the_ledger(smoke_run):
 
 def test_second_run_has_nothing_to_do(smoke_run):
     root, _, first, env = smoke_run
+    last = root / "outputs/sweeps/smoke/last_run.json"
+    before = last.read_bytes()
     t0 = time.time()
     r = subprocess.run(["make", "sweep", "SWEEP=smoke"], cwd=REPO, env=env, capture_output=True,
                        text=True, timeout=600)
     assert r.returncode == 0
     assert "0 of 4 cells to run" in r.stdout
     assert time.time() - t0 < first / 2
+    # the run that did the work keeps its timings, and the status shows recorded seconds
+    assert last.read_bytes() == before and "keeps the last working run's timings" in r.stdout
+    rows = [ln.split() for ln in r.stdout.splitlines() if re.match(r"\s*\d+k-h\d", ln)]
+    header = next(ln.split() for ln in r.stdout.splitlines() if "trials_s" in ln)
+    col = header.index("trials_s")
+    assert rows and all(float(row[col]) > 0 for row in rows), rows
 
 
 def test_final_evaluation_resumes_only_what_is_missing(smoke_run):
@@ -355,3 +366,48 @@ def test_final_split_bounds_the_final_stage_on_a_finished_sweep(smoke_run):
     assert len(per_cell) == len(cells("smoke", load_sweep("smoke")))
     ceiling = re.search(r"a step at most ([0-9.]+)x faster", r.stdout)
     assert ceiling and float(ceiling.group(1)) > 1
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+REPR_SIGNS = ("<matplotlib", "object at 0x", "np.float64(", "array([", "Styler object", "{'",
+              "dtype:", "Traceback", "output_stderr")
+
+
+def browser_problems(dom: str, root: Path, min_figures: int) -> list[str]:
+    """What a reader must never see in a rendered page: a Python repr, a traceback, an absolute
+    path of this machine, a figure missing or not a real image."""
+    import base64
+
+    out = [f"shows {s!r}" for s in REPR_SIGNS if s in dom]
+    out += [f"shows the path {p}" for p in (str(root), str(REPO), "/tmp/", "/home/") if p in dom]
+    figures = re.findall(r'<img[^>]*src="data:image/png;base64,([^"]+)"', dom)
+    if len(figures) < min_figures:
+        out.append(f"{len(figures)} figure(s), expected at least {min_figures}")
+    out += ["a figure that is not a PNG" for f in figures
+            if not base64.b64decode(f[:24] + "=" * (-len(f[:24]) % 4)).startswith(b"\x89PNG")]
+    return out
+
+
+def test_the_browser_check_goes_red_on_a_repr_a_path_or_a_missing_figure():
+    png = 'src="data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAA"'
+    root = Path("/srv/wb")
+    assert not browser_problems(f"<p>0.610</p><img {png}>", root, 1)
+    assert browser_problems(f"<p>np.float64(0.61)</p><img {png}>", root, 1)
+    assert browser_problems(f"<p>/srv/wb/outputs</p><img {png}>", root, 1)
+    assert browser_problems("<p>0.610</p>", root, 1)  # the figure was removed
+
+
+@pytest.mark.skipif(not CHROMIUM, reason="no Chromium here (.ci/run installs it)")
+def test_reports_render_in_a_browser_without_reprs_paths_or_missing_figures(smoke_run):
+    """The index, the scaling report and a cell report, rendered by headless Chromium (the DOM
+    after the page loaded), read as pages for people."""
+    root = smoke_run[0]
+    pages = {"reports/index.html": 0, "reports/smoke/scaling_report.html": 4,
+             "reports/smoke/8k-h1.html": 1}
+    for page, figures in pages.items():
+        r = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
+                            "--dump-dom", (root / page).as_uri()], capture_output=True,
+                           text=True, timeout=120)
+        assert r.returncode == 0 and "</html>" in r.stdout, r.stderr[-1000:]
+        assert not browser_problems(r.stdout, root, figures), (page, browser_problems(
+            r.stdout, root, figures))
