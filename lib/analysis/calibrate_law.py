@@ -59,8 +59,8 @@ def alpha_coverage(case: LawCase, repeats: int, resamples: int = 200, scale_rule
     N = np.geomspace(case.n_min, case.n_max, case.budgets)
     true = law(N, case.a, case.alpha, case.c)
     n_par = 3 if case.with_c else 2
-    hits = {"all": 0, "interior": 0}
-    hits_id = {"all": 0, "interior": 0}
+    hits = {"all": 0, "interior": 0, "basic": 0}
+    hits_id = dict(hits)
     n_id = interp = 0
     for _ in range(repeats):
         L = true * np.exp(rng.normal(0, case.noise, len(N)))
@@ -73,13 +73,17 @@ def alpha_coverage(case: LawCase, repeats: int, resamples: int = 200, scale_rule
         is_id = identified(f, boot, max_bound_share)[0]
         n_id += is_id
         inner = [g["alpha"] for g in boot["fits"] if not g["at_bound"]]
+        lo, hi = boot["alpha_ci95"]
         cis = {"all": boot["alpha_ci95"],  # the interval the report prints
-               "interior": np.percentile(inner, [2.5, 97.5]) if inner else [None, None]}
+               "interior": np.percentile(inner, [2.5, 97.5]) if inner else [None, None],
+               # the basic (reflected) interval over the same fits: 2 alpha - the percentiles
+               "basic": [2 * f["alpha"] - hi, 2 * f["alpha"] - lo] if lo is not None
+               else [None, None]}
         for k, (lo, hi) in cis.items():
             hit = bool(lo is not None and lo <= case.alpha <= hi)
             hits[k] += hit
             hits_id[k] += hit and is_id
-    out = {"case": asdict(case), "repeats": repeats, "resamples": resamples,
+    out = {"law": asdict(case), "repeats": repeats, "resamples": resamples,
            "scale": scale_rule, "identified_share": n_id / repeats,
            "interpolates_points": interp / repeats}
     for k in hits:

@@ -178,6 +178,7 @@ def compute(trials: pd.DataFrame) -> plt.Figure:
     for ax in axes:
         ax.set_xscale("log")
         ax.set_xlabel("parameters (total, measured)")
+        ax.set_ylim(bottom=0)  # from 0: a 5% rise in memory must not look like a doubling
     axes[0].set_ylabel("seconds per trial")
     axes[1].set_ylabel("peak process memory (MB)")
     axes[0].set_title("Time per trial (one point per finished trial)", fontsize=10)
@@ -207,7 +208,7 @@ def scaling_curves(fits: dict, measure_label: str, n_label: str) -> plt.Figure:
         else:
             xs = np.geomspace(N.min(), e["next_N"], 50)
             ax.plot(xs, f["a"] * xs ** -f["alpha"] + f["c"], "-", color="C1",
-                    label=f"fit, alpha {f['alpha']:.3f}")
+                    label="fitted law")
             band = f["ci"].get("band")
             if band:
                 ax.fill_between(band["N"], band["lo"], band["hi"], color="C1", alpha=0.2,
@@ -217,14 +218,20 @@ def scaling_curves(fits: dict, measure_label: str, n_label: str) -> plt.Figure:
                 ax.errorbar([e["next_N"]], [f["pred_next"]],
                             yerr=[[f["pred_next"] - lo], [hi - f["pred_next"]]], fmt="x",
                             color="C1", capsize=4, label="next budget, 95%")
-            ax.set_title(f"h={h}", fontsize=9)
+            ax.set_title(f"h={h}: alpha {f['alpha']:.3f}", fontsize=9)
         ax.set_xscale("log")
         ax.set_xlabel(f"measured {n_label}")
-        ax.legend(fontsize=7, loc="best")
     axes[0][0].set_ylabel(measure_label)
     fig.suptitle("Error against size, one panel per horizon (own y axis); a line only where the "
                  "law is identified", fontsize=9)
-    fig.tight_layout()
+    # one legend under the panels: inside a panel it covers points
+    seen: dict = {}
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            seen.setdefault(label, handle)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    fig.legend(seen.values(), seen.keys(), loc="lower center", ncol=len(seen), fontsize=8,
+               frameon=False)
     return fig
 
 

@@ -83,3 +83,28 @@ def test_a_search_that_cut_models_short_is_said_in_the_bottom_line():
                                                        5: fit("inconclusive")}, CFG, ENTRY)
     assert "2 of 4 selected models were cut short by the search" in text
     assert "Search adequacy" in text and "may describe the search rather than the models" in text
+
+
+def test_the_report_quotes_the_measured_coverage_of_every_interval_it_prints(fresh_root):
+    """With `make calibrate`'s table present the test-block note quotes the paired intervals'
+    and the exponent's measured coverage (the range over the cases, the method in use only)."""
+    from lib.analysis.calibrate_law import LAW_CASES
+    from lib.core import paths
+    from lib.core.provenance import write_json
+    from lib.reports.evidence import test_block_note
+
+    assert "has not been measured" in test_block_note("default")
+    cell = {"coverage": 0.95}
+    write_json(paths.OUTPUTS / "calibration" / "coverage.json", {
+        "rows": [{"method": "in use (HAC)", "repeats": 1000, "auc": {"coverage": 0.955},
+                  "logloss": {"coverage": 0.937}},
+                 {"method": "block bootstrap", "repeats": 200, "auc": {"coverage": 0.5},
+                  "logloss": {"coverage": 0.5}}],
+        "alpha": [{"case": c, "method": m, "repeats": 400, "all": dict(cell, coverage=v)}
+                  for c, m, v in zip(LAW_CASES, ["Huber at 1.345 x noise (in use)",
+                                                 "Huber delta 1e-3 (before)",
+                                                 "Huber at 1.345 x noise (in use)"],
+                                     [0.955, 0.1, 0.94], strict=False)]})
+    note = test_block_note("default")
+    assert "covered 95.5%-95.5% (AUC) and 93.7%-93.7% (log loss) over 1 cases" in note
+    assert "it covered 94.0%-95.5% of the time over 2 cases" in note  # "before" left out
