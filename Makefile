@@ -90,8 +90,8 @@ lab: setup ## JupyterLab on 127.0.0.1 (with a token), opened in notebooks/
 	$(PY) -m jupyter lab --ip 127.0.0.1 --no-browser $(if $(filter 0,$(shell id -u)),--allow-root) \
 	  --ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/notebooks
 
-dashboard: setup ## optuna-dashboard on 127.0.0.1 (no login) for a sweep's storage: make dashboard SWEEP=...
-	$(PY) -m lib.run.sweep dashboard --sweep $(SWEEP) --port $(PORT)
+dashboard: setup ## optuna-dashboard on 127.0.0.1 (no login), read-only unless WRITE=1: make dashboard SWEEP=...
+	$(PY) -m lib.run.sweep dashboard --sweep $(SWEEP) --port $(PORT) $(if $(WRITE),--write)
 
 calibrate: setup ## coverage of the paired intervals on simulated dependent test days -> outputs/calibration/
 	$(PY) -m lib.analysis.calibrate $(CALIBRATEFLAGS)

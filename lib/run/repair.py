@@ -8,11 +8,13 @@ import os
 import time
 from pathlib import Path
 
+import optuna
+
 from ..core import paths
 from ..core.provenance import CorruptFileError, read_json, write_json
 from ..data import dataset as ds
 from ..search import records
-from ..search.cells import cells, mask_url, open_storage, storage_url
+from ..search.cells import StorageError, cells, mask_url, open_storage, scrub, storage_url
 from ..search.sweepfile import load_sweep
 from .upkeep import say
 
@@ -35,8 +37,6 @@ def regenerate(name: str) -> int:
     """Rebuild every record file of a sweep from its study storage (trial records, best.json,
     all_trials.json, study summaries with their baselines); a final.json that does not parse is
     moved aside, so that the next `make final` re-runs it."""
-    import optuna
-
     from ..data.data_axis import cell_splits
     from ..train.baselines import cached_baselines
 
@@ -68,17 +68,39 @@ def regenerate(name: str) -> int:
     return 0
 
 
-def dashboard(name: str, port: int) -> int:
+def read_only_storage(url: str) -> optuna.storages.RDBStorage:
+    """The storage at ``url`` opened so that nothing can be written through it: SQLite in
+    read-only mode, PostgreSQL with read-only transactions. A write (optuna-dashboard's "Delete
+    study" button) fails with a storage error and the studies stay as they were."""
+    if url.startswith("sqlite:///"):
+        ro = f"sqlite:///file:{url[len('sqlite:///'):]}?mode=ro&uri=true"
+        engine = {"connect_args": {"timeout": 60}}
+    else:
+        ro = url
+        engine = {"connect_args": {"connect_timeout": 5,
+                                   "options": "-c default_transaction_read_only=on"},
+                  "pool_pre_ping": True}
+    try:
+        return optuna.storages.RDBStorage(ro, engine_kwargs=engine)
+    except Exception as e:  # sqlalchemy OperationalError, driver errors
+        raise StorageError(scrub(f"cannot open study storage {mask_url(url)} read-only: "
+                                 f"{type(e).__name__}: {str(e).splitlines()[0][:300]}", url)) \
+            from None
+
+
+def dashboard(name: str, port: int, write: bool = False) -> int:
     """optuna-dashboard for the sweep's storage on 127.0.0.1, started in this process: the
-    storage URL (and its password) never appears on a command line. The dashboard has no
-    login; it listens on the loopback interface only (reach it from elsewhere through an SSH
-    tunnel)."""
+    storage URL (and its password) never appears on a command line. Read-only unless ``write``:
+    its delete and note buttons would otherwise act on the live studies the workers use. The
+    dashboard has no login; it listens on the loopback interface only (reach it from elsewhere
+    through an SSH tunnel)."""
     from optuna_dashboard import run_server
 
     url = storage_url(Path(name).stem)
-    say(f"optuna-dashboard for {mask_url(url)} on http://127.0.0.1:{port} (no login: loopback "
-         f"only; from another machine: ssh -L {port}:127.0.0.1:{port} <this host>)")
-    run_server(open_storage(url), host="127.0.0.1", port=port)
+    mode = "read-write (WRITE=1)" if write else "read-only: its delete and note buttons fail " \
+        "and change nothing (WRITE=1 allows them)"
+    say(f"optuna-dashboard for {mask_url(url)} on http://127.0.0.1:{port}, {mode} (no login: "
+        f"loopback only; from another machine: ssh -L {port}:127.0.0.1:{port} <this host>)")
+    run_server(open_storage(url) if write else read_only_storage(url), host="127.0.0.1",
+               port=port)
     return 0
-
-

@@ -9,8 +9,8 @@ papermill, one long-lived kernel per job slot; executed copy in the cell folder,
 ``reports/<sweep>/``), :func:`run_finals` (the multi-seed test evaluation), :func:`run_report`
 (the scaling report) and :func:`summarise` (status table, index of reports, training share). A
 failing cell does not stop the others; the command exits non-zero if any cell failed. Ctrl-C
-stops cleanly; the next run does only what is missing. Upkeep (lock, status, regenerate,
-collect, dashboard) is :mod:`lib.run.upkeep`.
+stops cleanly; the next run does only what is missing. Upkeep (lock, status) is
+:mod:`lib.run.upkeep`; regenerate, collect and the dashboard are :mod:`lib.run.repair`.
 
 About 480 lines, on purpose: the stages of a run and the command line that starts them, so that a
 reader follows ``make sweep`` from top to bottom in one file.
@@ -428,6 +428,8 @@ def main(argv: list[str] | None = None) -> int:
     d = sub.add_parser("dashboard", help="optuna-dashboard on 127.0.0.1 (no login)")
     d.add_argument("--sweep", default="default")
     d.add_argument("--port", type=int, default=8080)
+    d.add_argument("--write", action="store_true",
+                   help="let the dashboard change the storage (delete studies, write notes)")
     f = sub.add_parser("final", help="multi-seed test evaluation of a cell's best configurations")
     f.add_argument("--sweep", default="default")
     f.add_argument("--cell", action="append", default=None,
@@ -456,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"SWEEP={name}` moves them aside): {', '.join(gone)}")
             return 0
         if a.cmd == "dashboard":
-            return dashboard(a.sweep, a.port)
+            return dashboard(a.sweep, a.port, write=a.write)
         if a.cmd == "collect":
             return collect(a.sweep, a.sources)
         if a.cmd == "final" and a.held_by_driver:  # the driver holds the lock

@@ -1,6 +1,10 @@
-"""`collect` merges per-trial records written by several machines into one sweep view."""
+"""`collect` merges per-trial records written by several machines into one sweep view; the
+dashboard's storage is read-only."""
 
 import json
+import os
+
+import pytest
 
 from lib.core import paths
 from lib.core.provenance import write_json
@@ -23,3 +27,36 @@ def test_collect_merges_other_machines_records(fresh_root, tmp_path):
     before = {p: p.read_text() for p in (paths.SWEEPS / "s").glob("*/trials/*.json")}
     repair.collect("s", [str(other)])
     assert before == {p: p.read_text() for p in (paths.SWEEPS / "s").glob("*/trials/*.json")}
+
+
+def _delete_through_the_dashboard_storage(url: str) -> tuple[int, int]:
+    """Create a study at ``url``, try to delete it through the dashboard's storage; the number
+    of studies before and after."""
+    import optuna
+
+    optuna.create_study(study_name="keep-me", storage=url, load_if_exists=True)
+    ro = repair.read_only_storage(url)
+    before = len(ro.get_all_studies())
+    try:
+        ro.delete_study(ro.get_study_id_from_name("keep-me"))
+    except Exception:  # the storage refuses the write: what the dashboard's button meets
+        pass
+    after = len(optuna.storages.RDBStorage(url).get_all_studies())
+    return before, after
+
+
+def test_the_dashboard_cannot_delete_a_study_from_sqlite(tmp_path):
+    before, after = _delete_through_the_dashboard_storage(f"sqlite:///{tmp_path / 'o.db'}")
+    assert before == after == 1
+
+
+@pytest.mark.postgres
+def test_the_dashboard_cannot_delete_a_study_from_postgres():
+    import optuna
+
+    url = os.environ["OPTUNA_TEST_POSTGRES_URL"]
+    try:
+        before, after = _delete_through_the_dashboard_storage(url)
+        assert before == after and after >= 1
+    finally:
+        optuna.delete_study(study_name="keep-me", storage=url)
