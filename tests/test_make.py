@@ -18,6 +18,8 @@ def test_help_lists_every_target():
 
 
 def test_committed_notebooks_have_no_outputs():
+    import json
+
     import nbformat
 
     for nb in (REPO / "notebooks").glob("*.ipynb"):
@@ -25,6 +27,10 @@ def test_committed_notebooks_have_no_outputs():
         assert not any(c.get("outputs") for c in cells if c.cell_type == "code"), nb.name
         tagged = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
         assert len(tagged) == 1, f"{nb.name} needs one cell tagged 'parameters'"
+        # a cell without an id is given one by JupyterLab on opening: the notebook then shows as
+        # modified before anyone touched it, and nbformat warns on every read
+        raw = json.loads(nb.read_text())
+        assert all("id" in c for c in raw["cells"]), f"{nb.name}: cells without an id"
 
 
 def test_gpu_check_script_runs_its_cpu_path_and_the_quick_benchmark(tmp_path):
