@@ -16,10 +16,13 @@ from collections.abc import Callable
 from tqdm import tqdm
 
 # Measured: `make sweep` on a fresh clone, 2 CPU cores, no other load, 2026-12-05 (default sweep:
-# search 308 s and final evaluation 193 s, 2 cells at a time). Slot-seconds per trained epoch and
-# square root of the parameter budget (the cells' cost grows about so: 320k took 5.5x 10k).
-SEARCH_S_PER_EPOCH_ROOT_N = 616 / (8 * 7 * 3465)
-FINAL_S_PER_EPOCH_ROOT_N = 386 / (4 * 7 * 3465)
+# search 308 s and final evaluation 193 s, 2 cells at a time; smoke sweep 33 s and 36 s). A cell
+# costs a fixed part (kernel, data, notebook; for the final evaluation also the baselines and the
+# intervals) and slot-seconds per trained epoch and square root of its parameter budget (cells
+# grow about so: 320k took 5.5x 10k).
+SEARCH_CELL_S, FINAL_CELL_S = 10.0, 15.0
+SEARCH_S_PER_EPOCH_ROOT_N = (616 - 12 * SEARCH_CELL_S) / (8 * 7 * 3465)
+FINAL_S_PER_EPOCH_ROOT_N = (386 - 12 * FINAL_CELL_S) / (4 * 7 * 3465)
 
 
 def clock(seconds: float) -> str:
@@ -121,10 +124,14 @@ def run_estimate(cells_: list, cfg, jobs: int) -> str:
         return "nothing to search"
     s, f = cfg.search, cfg.final
     epochs = sum(s.max_epochs) / 2
+    trials = s.n_trials + (4 if s.enqueue_extremes else 0)  # up to 4 enqueued shapes
     roots = sum(math.sqrt(parse_budget(c.budget)) for c in cells_)
-    search = SEARCH_S_PER_EPOCH_ROOT_N * s.n_trials * epochs * roots / jobs
-    final = FINAL_S_PER_EPOCH_ROOT_N * f.seeds * f.top_k * epochs * roots / jobs
-    return (f"size: {len(cells_)} cell(s) x {s.n_trials} trials ({len(cells_) * s.n_trials} "
+    search = (SEARCH_CELL_S * len(cells_)
+              + SEARCH_S_PER_EPOCH_ROOT_N * trials * epochs * roots) / jobs
+    final = (FINAL_CELL_S * len(cells_)
+             + FINAL_S_PER_EPOCH_ROOT_N * f.seeds * f.top_k * epochs * roots) / jobs
+    probes = " + up to 4 enqueued shapes" if s.enqueue_extremes else ""
+    return (f"size: {len(cells_)} cell(s) x {s.n_trials} trials{probes} ({len(cells_) * trials} "
             f"trials of {s.max_epochs[0]}-{s.max_epochs[1]} epochs), then {f.seeds} seed(s) x "
             f"{f.top_k} configuration(s) per cell; rough estimate on 2 CPU cores: search "
             f"~{clock(search)}, final evaluation ~{clock(final)} (scaled from the default "
