@@ -68,3 +68,12 @@ def test_a_sweep_file_may_not_set_what_the_sweep_sets(tmp_path):
 def test_an_unknown_sweep_lists_the_sweep_files_that_exist():
     with pytest.raises(ConfigError, match=r"sweeps in params/sweeps: .*default.*smoke"):
         load_sweep("nonexistent")
+
+
+@pytest.mark.parametrize("name", ["scaling_nd", "scaling_nd_spread", "scaling_nd_gpu", "phase6a"])
+def test_every_study_sweep_uses_the_inputs_chosen_on_validation(name):
+    """The input ablation chose the inputs on validation (docs/search.md); the default sweep uses
+    them, and so must every study sweep, the GPU-sized ones included (phase6a trained a25 with
+    per-window RevIN after the choice was made). The smoke and ablation sweeps are not studies."""
+    chosen, cfg = load_sweep("default"), load_sweep(name)
+    assert (cfg.data.feature_set, cfg.model.norm) == (chosen.data.feature_set, chosen.model.norm)
