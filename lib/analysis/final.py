@@ -27,7 +27,7 @@ from ..core import paths
 from ..core.config import ConfigError, SweepConfig
 from ..core.provenance import now_iso, read_json, write_json
 from ..data.data_axis import cell_splits
-from ..data.splits import walk_forward
+from ..data.splits import Splits, test_folds, walk_forward
 from ..model.budget import base_model, budget_grid
 from ..search import records
 from ..search.adequacy import adequacy
@@ -143,6 +143,57 @@ def seed_means(vals: list[dict], keys=("logloss", "auc", "skill", "skill_own")) 
             if all(v.get(k) is not None for v in vals)}
 
 
+def train_and_score(cfg: SweepConfig, folds: list[Splits], arch, params: dict,
+                    group: list[int], threads: int | None) -> tuple[dict, dict, dict]:
+    """Train ``group``'s seeds (together) on every fold and score each fold's test block: per
+    seed the test probabilities in date order and its record (validation, best epoch, curve of
+    the first fold, whose blocks are the search's; seconds and compute summed over folds, each
+    fold's own in ``folds``); and the architecture's record."""
+    out = {seed: {"p": [], "folds": []} for seed in group}
+    for k, sp in enumerate(folds):
+        built = [build(cfg, sp, arch, params, seed) for seed in group]
+        models = [m for m, _ in built]
+        results = fit_many(cfg, sp, models, params, group, threads)
+        if k == 0:
+            arch_rec = arch_record(arch, built[0][1], models[0])
+        for seed, model, result in zip(group, models, results, strict=True):
+            out[seed]["p"].append(test_probabilities(model, sp))
+            out[seed]["folds"].append({
+                "val": result.val, "best_epoch": result.best_epoch, "seconds": result.seconds,
+                "learning_curve": result.curve, "test_block": [str(sp.test.dates[0].date()),
+                                                               str(sp.test.dates[-1].date())],
+                "compute": compute_record(built[0][1], len(sp.train.y), len(result.curve),
+                                          result.seconds / len(group), passes_per_epoch(sp))})
+    scores = {}
+    for seed, r in out.items():
+        first = r["folds"][0]
+        compute = dict(first["compute"])
+        for key in ("windows_seen", "tokens_seen", "train_flops", "wall_s"):
+            compute[key] = sum(f["compute"][key] for f in r["folds"])
+        record = {"val": first["val"], "best_epoch": first["best_epoch"],
+                  "seconds": sum(f["seconds"] for f in r["folds"]),
+                  "compute": compute, "learning_curve": first["learning_curve"]}
+        if len(folds) > 1:
+            record["folds"] = [{k: v for k, v in f.items() if k != "learning_curve"}
+                               for f in r["folds"]]
+        scores[seed] = {"p": np.concatenate(r["p"]), "record": record}
+    return scores, *arch_rec
+
+
+def pooled_stats(splits: Splits, folds: list[Splits]) -> dict:
+    """The split's statistics; with rolling-origin folds the test entry describes every fold's
+    test days together and each fold's blocks are listed."""
+    out = splits.stats.to_dict()
+    if len(folds) > 1 or folds[0] is not splits:
+        ys = [f.test.y for f in folds]
+        out["test"] = dict(out["test"], n_windows=int(sum(len(y) for y in ys)),
+                           positive_rate=float(np.concatenate(ys).mean()),
+                           block_start=folds[0].stats.test.block_start,
+                           block_end=folds[-1].stats.test.block_end)
+        out["folds"] = [f.stats.to_dict() for f in folds]
+    return out
+
+
 def run_final(cell: Cell, cfg: SweepConfig, threads: int | None = None) -> dict:
     """Re-train the cell's validation choice with new seeds and evaluate it on the test block
     with block-bootstrap intervals; resumes seed by seed (``final.json``)."""
@@ -165,8 +216,12 @@ def run_final(cell: Cell, cfg: SweepConfig, threads: int | None = None) -> dict:
         state["configs"] = {n: e for n, e in state.get("configs", {}).items() if n in keep}
         state.pop("walk_forward", None)
     df, manifest, splits = cell_splits(cfg, cell)
-    base = float(splits.train.y.mean())
-    y_test = splits.test.y
+    # rolling origin (split.fold_years): the test days of every fold in date order, each fold
+    # scored by models trained before it; otherwise the one test block
+    folds = test_folds(df, cfg.split, horizon=cell.horizon) if cfg.split.fold_years else [splits]
+    y_test = np.concatenate([f.test.y for f in folds])
+    base = float(np.average([f.train.y.mean() for f in folds],
+                            weights=[len(f.test.y) for f in folds]))
     grid = {a.id: a for a in budget_grid(cell.budget, base_model(cfg, len(splits.columns)),
                                          cfg.grid)}
     counts = records.counts(study.get_trials(deepcopy=False))
@@ -176,7 +231,7 @@ def run_final(cell: Cell, cfg: SweepConfig, threads: int | None = None) -> dict:
                   "seeds_differ_from_search_seed": cfg.train.seed not in seeds,
                   "dataset": {"id": cfg.data.name, "sha256": manifest["sha256"],
                               "feature_set": manifest.get("feature_set")},
-                  "split": splits.stats.to_dict(), "complete": False,
+                  "split": pooled_stats(splits, folds), "complete": False,
                   "evaluated": evaluated, "final_settings": final_settings(cfg)})
     runs = state.setdefault("configs", {})
     scored: dict[int, list[int]] = {}  # seeds scored on the test block for the first time
@@ -188,31 +243,27 @@ def run_final(cell: Cell, cfg: SweepConfig, threads: int | None = None) -> dict:
         todo = [s for s in seeds if str(s) not in entry["seeds"]]
         size = cfg.final.together or len(seeds)
         for group in (todo[i:i + size] for i in range(0, len(todo), size)):
-            built = [build(cfg, splits, arch, t.params, seed) for seed in group]
-            models = [m for m, _ in built]
-            results = fit_many(cfg, splits, models, t.params, group, threads)
-            entry["arch"], entry["n_params"] = arch_record(arch, built[0][1], models[0])
-            for seed, model, result in zip(group, models, results, strict=True):
-                p = test_probabilities(model, splits)
+            scores, entry["arch"], entry["n_params"] = train_and_score(cfg, folds, arch,
+                                                                       t.params, group, threads)
+            for seed, r in scores.items():
                 scored.setdefault(t.number, []).append(seed)
                 entry["seeds"][str(seed)] = {
-                    "test": evaluate(y_test, p, base), "val": result.val,
-                    "best_epoch": result.best_epoch, "seconds": result.seconds,
-                    "trained_together": len(group),
-                    "compute": compute_record(built[0][1], len(splits.train.y),
-                                              len(result.curve), result.seconds / len(group),
-                                              passes_per_epoch(splits)),
-                    "p_test": p.tolist(),
-                    "finished_at": time.time(), "learning_curve": result.curve}
+                    "test": evaluate(y_test, r["p"], base), **r["record"],
+                    "trained_together": len(group), "p_test": r["p"].tolist(),
+                    "finished_at": time.time()}
             state["updated"] = now_iso()
             write_json(path, state)
         entry["val_mean"] = seed_means([s["val"] for s in entry["seeds"].values()])
     baselines_scored = "baselines" not in state
     if baselines_scored:
-        b = cached_baselines(df, splits, paths.BASELINE_CACHE, evaluate_test=True,
-                             seed=cfg.train.seed)
-        state["baselines"] = {k: {"params": v["params"], "val": v["val"], "test": v["test"],
-                                  "p_test": np.asarray(v["p_test"]).tolist()} for k, v in b.items()}
+        parts = [cached_baselines(df, f, paths.BASELINE_CACHE, evaluate_test=True,
+                                  seed=cfg.train.seed) for f in folds]
+        state["baselines"] = {}
+        for k, v in parts[0].items():  # fitted per fold on that fold's training block
+            p = np.concatenate([np.asarray(b[k]["p_test"]) for b in parts])
+            state["baselines"][k] = {"params": v["params"], "val": v["val"],
+                                     "test": evaluate(y_test, p, base), "p_test": p.tolist(),
+                                     "folds": len(parts)}
     probs = {n: [np.asarray(s["p_test"]) for s in e["seeds"].values()] for n, e in runs.items()}
     best = probs[str(chosen[0].number)]
     baseline_p = {k: v["p_test"] for k, v in state["baselines"].items()}
@@ -224,13 +275,14 @@ def run_final(cell: Cell, cfg: SweepConfig, threads: int | None = None) -> dict:
     state["comparisons"] = comparisons(y_test, best, baseline_p, BASELINES, cell.horizon)
     state["adequacy"] = adequacy(study, chosen[0], cfg, [
         s["best_epoch"] for s in runs[str(chosen[0].number)]["seeds"].values()])
-    block = {"first": str(splits.test.dates.min().date()),
-             "last": str(splits.test.dates.max().date()), "windows": int(len(y_test))}
+    block = {"first": str(folds[0].test.dates.min().date()),
+             "last": str(folds[-1].test.dates.max().date()), "windows": int(len(y_test)),
+             "folds": len(folds)}
     ledger.record(cell.name, cell.id, block, [t.number for t in chosen], scored,
                   baselines_scored)
     state.pop("vs_logreg", None)
     state["y_test"] = y_test.astype(int).tolist()
-    state["test_dates"] = [str(d.date()) for d in splits.test.dates]
+    state["test_dates"] = [str(d.date()) for f in folds for d in f.test.dates]
     state["base_rate"] = base
     if cfg.final.walk_forward_folds > 0 and "walk_forward" not in state:
         folds = []

@@ -64,6 +64,8 @@ class SplitConfig:
     end: str | None = None  # last day used (ISO date); None = end of data
     holdout_start: str | None = None  # first day of a holdout block after the test block (ISO
     #   date): scored exactly once, on request (make holdout), after the test evaluation
+    fold_years: int = 0  # 0: one test block; k > 0: rolling origin, the test period cut into
+    #   folds of k years, each scored by models trained on everything before it (final only)
     val_frac: float | None = None  # used when val_start/test_start are None: share of rows
     test_frac: float | None = None  # share of rows for the test block
     min_eval_windows: int = 250  # minimum windows in validation and in test

@@ -110,6 +110,9 @@ def validate_sizes(cfg: SweepConfig, bad) -> None:
                 raise bad(f"{key}.pool", f"'{t}' is not among data.tickers {cfg.data.tickers}")
         if len(set(s.pool)) != len(s.pool):
             raise bad(f"{key}.pool", f"a ticker is listed twice: {s.pool}")
+    if cfg.data_sizes and cfg.split.fold_years > 0:
+        raise bad("split.fold_years", "rolling-origin folds train each fold on everything before "
+                  "it and cannot honour a data axis; set 0 in a sweep with data_sizes")
     if cfg.data_sizes and cfg.final.walk_forward_folds > 0:
         raise bad("final.walk_forward_folds", "walk-forward folds train on the whole history and "
                   "cannot honour a data axis; set 0 in a sweep with data_sizes")

@@ -291,3 +291,39 @@ def walk_forward(df: pd.DataFrame, cfg: SplitConfig, folds: int, *, horizon: int
                            test_start=str(dates[test_start].date()),
                            end=str(dates[test_end - 1].date()), val_frac=None, test_frac=None)
         yield make_splits(df, fold_cfg, horizon=h)
+
+
+def test_folds(df: pd.DataFrame, cfg: SplitConfig, *, horizon: int) -> list[Splits]:
+    """Rolling-origin evaluation: the test period (``test_start`` to the end, or to the holdout)
+    cut into consecutive folds of ``fold_years`` years (the last absorbs a remainder shorter than
+    a fold). Fold k tests on its own years with models trained on every day before its early-
+    stopping block, which is the ``test_start - val_start`` span just before the fold (for the
+    first fold the search's own validation block). Every fold's test days lie after the
+    search's validation block, so none of them chose the configuration; test blocks never
+    overlap, and each block keeps the usual purge (a window's context and label days inside it).
+    """
+    from dataclasses import replace
+
+    if cfg.fold_years < 1:
+        raise SplitError(f"fold_years must be >= 1 for rolling-origin folds, got {cfg.fold_years}")
+    if cfg.val_start is None or cfg.test_start is None:
+        raise SplitError("rolling-origin folds need val_start and test_start as dates")
+    dates = pd.DatetimeIndex(df.index)
+    t, n = block_bounds(dates, cfg)["test"]
+    first, last = pd.Timestamp(cfg.test_start), dates[n - 1]
+    starts = [first]
+    while starts[-1] + pd.DateOffset(years=2 * cfg.fold_years) <= last + pd.Timedelta(days=1):
+        starts.append(starts[-1] + pd.DateOffset(years=cfg.fold_years))
+    folds = []
+    for k, start in enumerate(starts):
+        end = starts[k + 1] - pd.Timedelta(days=1) if k + 1 < len(starts) else last
+        val_start = pd.Timestamp(cfg.val_start) + pd.DateOffset(years=k * cfg.fold_years)
+        fold = replace(cfg, val_start=str(val_start.date()), test_start=str(start.date()),
+                       end=str(end.date()), holdout_start=None, fold_years=0)
+        try:
+            folds.append(make_splits(df, fold, horizon=horizon))
+        except SplitError as e:
+            raise SplitError(f"rolling-origin fold {k + 1} ({start.date()}..{end.date()}): {e}") \
+                from None
+    return folds
+

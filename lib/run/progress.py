@@ -131,9 +131,10 @@ def run_estimate(cells_: list, cfg, jobs: int) -> str:
     final = (FINAL_CELL_S * len(cells_)
              + FINAL_S_PER_EPOCH_ROOT_N * f.seeds * f.top_k * epochs * roots) / jobs
     probes = " + up to 4 enqueued shapes" if s.enqueue_extremes else ""
+    per_fold = " per rolling-origin test fold" if cfg.split.fold_years else ""
     return (f"size: {len(cells_)} cell(s) x {s.n_trials} trials{probes} ({len(cells_) * trials} "
             f"trials of {s.max_epochs[0]}-{s.max_epochs[1]} epochs), then {f.seeds} seed(s) x "
             f"{f.top_k} configuration(s) per cell; rough estimate on 2 CPU cores: search "
-            f"~{clock(search)}, final evaluation ~{clock(final)} (scaled from the default "
-            f"sweep's measured time by trials, epochs and the square root of each budget; "
+            f"~{clock(search)}, final evaluation ~{clock(final)}{per_fold} (scaled from the "
+            f"default sweep's measured time by trials, epochs and the square root of each budget; "
             f"other data sizes, loads and GPUs differ)")

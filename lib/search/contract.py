@@ -31,7 +31,8 @@ from ..core.config import ConfigError, SweepConfig
 SECTIONS = ("data", "split", "model", "train", "grid", "search")  # what defines a search
 # settings of those sections that change how a run goes, not what it searches
 NOT_DEFINING = {"train.threads", "train.progress", "train.memory_headroom", "search.n_trials",
-                "search.heartbeat_s", "search.max_retry"}
+                "search.heartbeat_s", "search.max_retry",
+                "split.fold_years"}  # the final evaluation's folds: the search never sees them
 
 
 class SweepChanged(ConfigError):
@@ -127,8 +128,12 @@ def validation_choice(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTr
 
 
 def final_settings(cfg: SweepConfig) -> dict:
-    """What a final evaluation was run with; a change re-runs it."""
-    return asdict(cfg.final)
+    """What a final evaluation was run with; a change re-runs it. Rolling-origin folds are named
+    only when used, so records written before they existed stay current."""
+    out = asdict(cfg.final)
+    if cfg.split.fold_years:
+        out["fold_years"] = cfg.split.fold_years
+    return out
 
 
 def final_is_current(state: dict, chosen: list[int], cfg: SweepConfig) -> bool:

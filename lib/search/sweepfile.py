@@ -80,6 +80,15 @@ def validate_sweep(cfg: SweepConfig, where: Any = "sweep") -> None:
             raise bad("horizons", f"horizon must be >= 1 trading day, got {h}")
     if cfg.jobs < 1:
         raise bad("jobs", f"must be >= 1 (cells run at once), got {cfg.jobs}")
+    if cfg.split.fold_years < 0:
+        raise bad("split.fold_years", f"must be 0 (one test block) or >= 1, got "
+                  f"{cfg.split.fold_years}")
+    if cfg.split.fold_years and (cfg.split.val_start is None or cfg.split.test_start is None):
+        raise bad("split.fold_years", "rolling-origin folds need split.val_start and "
+                  "split.test_start as dates")
+    if cfg.split.fold_years and cfg.final.walk_forward_folds:
+        raise bad("final.walk_forward_folds", "set 0 with split.fold_years: the folds already "
+                  "evaluate every year after the validation block")
     if cfg.jobs_threads is not None and cfg.jobs_threads < 1:
         raise bad("jobs_threads", f"must be >= 1, got {cfg.jobs_threads}")
     s = cfg.search

@@ -151,3 +151,41 @@ def test_walk_forward_folds_test_only_after_validation_and_never_overlap(real_df
                                          r"2017-01-03\) for the folds' test blocks; the data has "
                                          r"502"):
         list(walk_forward(real_df, SplitConfig(), 2, horizon=5))
+
+
+@pytest.mark.parametrize("h", [1, 5])
+def test_rolling_origin_folds_cover_the_test_period_after_validation(real_df, h):
+    """Rolling origin (split.fold_years): consecutive, non-overlapping test folds, all after the
+    search's validation block; each fold trains on days before its early-stopping block, whose
+    label days end before the fold; the first fold's training and validation blocks are the
+    search's. On the shipped data (validation 2007-08) the test days grow five-fold."""
+    from dataclasses import replace
+
+    from lib.data.splits import test_folds
+
+    cfg = SplitConfig(val_start="2007-01-01", test_start="2009-01-01", fold_years=2)
+    folds = test_folds(real_df, cfg, horizon=h)
+    main = make_splits(real_df, replace(cfg, fold_years=0), horizon=h)
+    assert len(folds) == 5
+    assert folds[0].stats.train == main.stats.train and folds[0].stats.val == main.stats.val
+    prev_end = main.stats.val.block_end
+    for f in folds:
+        st = f.stats
+        assert st.test.block_start > prev_end  # after validation, after the previous fold
+        prev_end = st.test.block_end
+        # the purge: no training label day reaches the fold's validation or test block
+        assert real_df.index[f.train.ends[-1] + h] < pd.Timestamp(st.val.block_start)
+        assert real_df.index[f.val.ends[-1] + h] < pd.Timestamp(st.test.block_start)
+        assert st.test.n_windows >= 250
+    assert folds[-1].stats.test.block_end == main.stats.test.block_end
+    one_block = make_splits(real_df, SplitConfig(), horizon=h).stats.test.n_windows
+    assert sum(f.stats.test.n_windows for f in folds) >= 4.9 * one_block
+
+
+def test_a_fold_too_short_is_an_error_naming_it(real_df):
+    from lib.data.splits import test_folds
+
+    cfg = SplitConfig(val_start="2013-01-01", test_start="2015-01-01", fold_years=1)
+    with pytest.raises(SplitError, match=r"rolling-origin fold 1 \(2015-01-01\.\.2015-12-31\): "
+                                         r"test block .* needs at least 250"):
+        test_folds(real_df, cfg, horizon=5)
