@@ -56,13 +56,15 @@ def bottom_line(h: int, e: dict, cfg: SweepConfig, cut: dict | None = None) -> s
     est, (lo, hi) = e["skill_per_decade"], e["skill_per_decade_ci95"]
     thr = cfg.analysis.meaningful_skill_per_decade
     number = f"{est:+.4f} skill per decade of N, 95% interval [{lo:+.4f}, {hi:+.4f}]"
+    zero = ("clear of 0 only before the Holm correction over the horizons, and not within"
+            if lo > 0 or hi < 0 else "neither clear of 0 nor within")
     text = {
         "scales": f"At h={h} larger transformers predict better ({number}).",
         "falls": f"At h={h} larger transformers predict worse ({number}).",
         "no_meaningful_scaling": f"At h={h} size makes no meaningful difference: the change "
                                  f"stays within +-{thr:g} per decade ({number}).",
-        "inconclusive": f"At h={h} the data cannot decide: {number}, neither clear of 0 nor "
-                        f"within +-{thr:g}; this design detects changes of "
+        "inconclusive": f"At h={h} the data cannot decide: {number}, {zero} +-{thr:g}; "
+                        f"this design detects changes of "
                         f"{e['skill_test']['mde80']:.3f} or more.",
     }[d["code"]]
     if cut and cut["cut_short"] > CAVEAT_SHARE * cut["cells"]:

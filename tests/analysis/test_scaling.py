@@ -100,8 +100,11 @@ def test_three_state_verdicts(est, ci95, ci90, p, code):
     effect of interest); a wide interval around 0 is 'inconclusive', never 'no effect'."""
     v = decide(est, ci95, ci90, 0.01, p)
     assert v["code"] == code
-    if code == "inconclusive":
-        assert "not evidence of no effect" in v["text"]
+    if code == "inconclusive" and p is None:
+        assert "neither excludes 0" in v["text"] and "not evidence of no effect" in v["text"]
+    if code == "inconclusive" and p is not None:  # clear of 0 alone: said, and not a finding
+        assert "excludes 0 on its own but not after the Holm correction" in v["text"]
+        assert "adjusted p 0.200" in v["text"] and "not a finding" in v["text"]
 
 
 def test_bootstrap_in_worker_processes_gives_the_same_interval():

@@ -108,3 +108,18 @@ def test_the_report_quotes_the_measured_coverage_of_every_interval_it_prints(fre
     note = test_block_note("default")
     assert "covered 95.5%-95.5% (AUC) and 93.7%-93.7% (log loss) over 1 cases" in note
     assert "it covered 94.0%-95.5% of the time over 2 cases" in note  # "before" left out
+
+
+def test_an_interval_clear_of_0_only_before_holm_is_said_so():
+    """The rolling sweep's h = 3: [+0.0016, +0.0150] excludes 0, the Holm-adjusted p is 0.055.
+    The verdict stays 'inconclusive' and says why, not 'neither clear of 0'."""
+    from lib.analysis.scaling import decide
+
+    e = fit("inconclusive")
+    e.update(skill_per_decade=0.0083, skill_per_decade_ci95=[0.0016, 0.015],
+             skill_per_decade_ci90=[0.0027, 0.0139],
+             decision=decide(0.0083, [0.0016, 0.015], [0.0027, 0.0139], 0.01, 0.055))
+    text = summary.scaling_summary(results(0), {3: e}, CFG, ENTRY)
+    assert "clear of 0 only before the Holm correction over the horizons, and not within +-0.01;" \
+        in text
+    assert "neither clear of 0" not in text and "neither excludes 0" not in text
