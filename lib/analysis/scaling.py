@@ -317,16 +317,13 @@ def decide(est: float, ci95: list, ci90: list, threshold: float,
         return {"code": "falls", "text": f"falls with size: skill changes by {est:+.4f} per "
                                          f"decade of N (95% interval [{lo:+.4f}, {hi:+.4f}] "
                                          f"below 0)"}
-    if lo > 0 or hi < 0:  # clear of 0 alone, not after the correction over the horizons
-        return {"code": "inconclusive",
-                "text": f"inconclusive: the 95% interval [{lo:+.4f}, {hi:+.4f}] excludes 0 on "
-                        f"its own but not after the Holm correction over the horizons (adjusted "
-                        f"p {p_adjusted:.3f}), and does not lie within +-{threshold:g}; weak "
-                        f"evidence of an effect, not a finding"}
-    return {"code": "inconclusive",
-            "text": f"inconclusive: the 95% interval [{lo:+.4f}, {hi:+.4f}] neither excludes 0 "
-                    f"nor lies within +-{threshold:g}; no evidence either way, which is not "
-                    f"evidence of no effect"}
+    why = (f"excludes 0 on its own but not after the Holm correction over the horizons (adjusted "
+           f"p {p_adjusted:.3f}), and does not lie within +-{threshold:g}; weak evidence of an "
+           f"effect, not a finding" if lo > 0 or hi < 0 else  # clear of 0 before Holm only
+           f"neither excludes 0 nor lies within +-{threshold:g}; no evidence either way, which "
+           f"is not evidence of no effect")
+    return {"code": "inconclusive", "text": f"inconclusive: the 95% interval [{lo:+.4f}, "
+                                            f"{hi:+.4f}] {why}"}
 
 
 def skill_per_decade(N, y: np.ndarray, probs: list[list[np.ndarray]], ref_rate: float,
