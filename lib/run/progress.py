@@ -9,6 +9,7 @@ a rough time for it, printed before it starts.
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -33,6 +34,15 @@ def clock(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+def _columns(stream) -> int:
+    """The terminal's width (0 where a pseudo-terminal reports none: a bar would draw nothing
+    there, so plain lines are used)."""
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (OSError, ValueError, AttributeError):
+        return 0
+
+
 class Progress:
     """Progress of one stage of ``total`` items.
 
@@ -52,11 +62,11 @@ class Progress:
         self.done_weight = 0.0
         stream = stream or sys.stderr
         if bar is None:  # a bar only where someone watches: a terminal, never a log or CI
-            bar = stream.isatty() and sys.stdout.isatty()
+            bar = stream.isatty() and sys.stdout.isatty() and _columns(stream) > 0
         # the bar draws the share of the stage's cost done; the words are ours (weighted
         # estimate); tqdm's own rate would count a 10k cell like a 320k one
         self.bar = tqdm(total=1000, desc=f"  [{stage}]", file=stream, leave=False,
-                        bar_format="{desc} {bar:20} {postfix}", dynamic_ncols=True) \
+                        bar_format="{desc} {bar:20}{postfix}", dynamic_ncols=True) \
             if bar else None
 
     def left(self) -> str:
