@@ -187,6 +187,22 @@ def compute(trials: pd.DataFrame) -> plt.Figure:
     return fig
 
 
+def clipped(fig: plt.Figure) -> list[str]:
+    """What a figure draws outside its axes' y-limits (bands, error bars, lines): one line per
+    panel that clips, empty when everything drawn is visible. The report prints these, and the
+    browser check fails on them."""
+    out = []
+    for ax in fig.axes:
+        lo, hi = ax.get_ylim()
+        ys = [p.vertices[:, 1] for c in ax.collections for p in c.get_paths()]
+        ys += [np.asarray(line.get_ydata(), dtype=float) for line in ax.lines]
+        ys = [y[np.isfinite(y)] for y in ys if len(y)]
+        if ys and any(y.min() < lo - 1e-9 or y.max() > hi + 1e-9 for y in ys if len(y)):
+            out.append(f"{ax.get_title() or 'a panel'}: drawn beyond the y axis "
+                       f"[{lo:.3g}, {hi:.3g}]")
+    return out
+
+
 def scaling_curves(fits: dict, measure_label: str, n_label: str) -> plt.Figure:
     """One panel per horizon (each with its own y axis, so a small slope shows): the measure at
     each budget with error bars across the final seeds, the fitted law with its 95% bootstrap

@@ -218,6 +218,20 @@ def render_html(executed: Path, html: Path, hide_code: bool = True) -> Path:
     return html
 
 
+SWEEP_PAGES = ("scaling_report", "joint_scaling", "panel_report", "ablation")
+
+
+def page_subject(html: Path) -> str:
+    """What a page is about: its sweep for a sweep's report (``default``), the sweep and cell for
+    a cell's page (``default, 100k-h1``), the trial for a trial's (``30k-h1``, ``8k-h1 smoke``)."""
+    stem, folder = html.stem, html.parent.name
+    if stem in SWEEP_PAGES:
+        return folder
+    if folder == "trials":
+        return stem.removeprefix("02_train_trial_").replace("_", "-").replace("-smoke", " smoke")
+    return f"{folder}, {stem}"
+
+
 def _page_heading(nb, html: Path) -> str:
     """'Scaling report: default' from the notebook's first heading ('# 04 Scaling report'), its
     number dropped, and the page's folder; the heading cell is rewritten to match."""
@@ -227,7 +241,7 @@ def _page_heading(nb, html: Path) -> str:
     m = re.match(r"#\s+(?:\d+\s+)?(.+)", (first.source if first else "").splitlines()[0]
                  if first and first.source else "")
     name = m.group(1).strip() if m else Path(html).stem.replace("_", " ")
-    heading = f"{name}: {Path(html).parent.name}"
+    heading = f"{name}: {page_subject(Path(html))}"
     if m:
         lines = first.source.splitlines()
         first.source = "\n".join([f"# {heading}"] + lines[1:])

@@ -5,7 +5,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from lib.reports.plots import scaling_curves  # noqa: E402
+from lib.reports.plots import clipped, scaling_curves  # noqa: E402
 
 
 def entry(identified: bool) -> dict:
@@ -30,3 +30,11 @@ def test_one_panel_per_horizon_with_nothing_clipped():
                 ys = path.vertices[:, 1]
                 assert lo <= ys.min() + 1e-9 and ys.max() <= hi + 1e-9, (ax.get_title(), lo, hi)
     assert any(len(ax.lines) and ax.containers for ax in axes)  # error bars across seeds
+
+
+def test_clipping_is_found_where_an_axis_cuts_a_band():
+    fig = scaling_curves({1: entry(True), 5: entry(True)}, "test log loss", "parameters")
+    assert clipped(fig) == []
+    fig.axes[1].set_ylim(0.6, 0.7)  # the old figure's limits: the points' range
+    problems = clipped(fig)
+    assert len(problems) == 1 and "beyond the y axis" in problems[0]

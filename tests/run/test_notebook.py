@@ -135,3 +135,15 @@ def test_a_rendered_page_has_a_title_a_heading_and_a_link_to_the_index(fresh_roo
     text = render_html(src, html).read_text()
     assert "<title>Scaling report: default</title>" in text
     assert 'href="../index.html"' in text and "04 Scaling report" not in text
+
+
+def test_a_page_says_what_it_is_about():
+    from pathlib import Path
+
+    from lib.run.notebook import page_subject
+
+    assert page_subject(Path("reports/default/scaling_report.html")) == "default"
+    assert page_subject(Path("reports/panel/panel_report.html")) == "panel"
+    assert page_subject(Path("reports/default/100k-h1.html")) == "default, 100k-h1"
+    assert page_subject(Path("reports/trials/02_train_trial_30k_h1.html")) == "30k-h1"
+    assert page_subject(Path("reports/trials/02_train_trial_8k_h1_smoke.html")) == "8k-h1 smoke"

@@ -370,12 +370,13 @@ def test_final_split_bounds_the_final_stage_on_a_finished_sweep(smoke_run):
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 REPR_SIGNS = ("<matplotlib", "object at 0x", "np.float64(", "array([", "Styler object", "{'",
-              "dtype:", "Traceback", "output_stderr")
+              "dtype:", "Traceback", "output_stderr", "CLIPPED FIGURE")
 
 
 def browser_problems(dom: str, root: Path, min_figures: int) -> list[str]:
     """What a reader must never see in a rendered page: a Python repr, a traceback, an absolute
-    path of this machine, a figure missing or not a real image."""
+    path of this machine, a figure missing or not a real image, a figure that clips what it draws
+    (the scaling report prints ``CLIPPED FIGURE`` under it, :func:`lib.reports.plots.clipped`)."""
     import base64
 
     out = [f"shows {s!r}" for s in REPR_SIGNS if s in dom]
@@ -388,13 +389,15 @@ def browser_problems(dom: str, root: Path, min_figures: int) -> list[str]:
     return out
 
 
-def test_the_browser_check_goes_red_on_a_repr_a_path_or_a_missing_figure():
+def test_the_browser_check_goes_red_on_a_repr_a_path_a_missing_figure_or_a_clipped_band():
     png = 'src="data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAA"'
     root = Path("/srv/wb")
     assert not browser_problems(f"<p>0.610</p><img {png}>", root, 1)
     assert browser_problems(f"<p>np.float64(0.61)</p><img {png}>", root, 1)
     assert browser_problems(f"<p>/srv/wb/outputs</p><img {png}>", root, 1)
     assert browser_problems("<p>0.610</p>", root, 1)  # the figure was removed
+    clipped = "<pre>CLIPPED FIGURE: h=5: drawn beyond the y axis [0.6, 0.7]</pre>"
+    assert browser_problems(f"<p>0.610</p><img {png}>{clipped}", root, 1)
 
 
 @pytest.mark.skipif(not CHROMIUM, reason="no Chromium here (.ci/run installs it)")
