@@ -3,46 +3,44 @@ several NEW seeds (never the search's seed; early stopping on validation), evalu
 untouched test block, beside baselines.
 
 Selection uses only the study (validation); the test block is read here and nowhere in the search.
-Intervals are block-bootstrap intervals over test days with the seeds resampled too
-(:mod:`lib.analysis.stats`): neighbouring labels share future days, so resampling single days would
-make them too narrow. The i.i.d. interval is kept beside it, labelled, for comparison. Every
-baseline is compared with the model by the same paired block bootstrap (AUC and log-loss
-differences); DeLong's test is a secondary column that assumes independence. The seeds of a
-configuration are trained together as one stacked model (``final.together``; each seed's result
-equals its own run, ``tests/train/test_together.py``). Results go to ``final.json`` in the cell
-folder after every group of seeds, so an interrupted evaluation resumes where it stopped.
+Intervals resample blocks of test days with the seeds (:mod:`lib.analysis.stats`; neighbouring
+labels share future days, so single days would make them too narrow; the i.i.d. interval is kept,
+labelled, for comparison). Each baseline is compared with the model by HAC intervals of the paired
+AUC and log-loss differences, DeLong's test (assumes independence) beside them; a panel counts by
+date. The seeds of a configuration train together as one stacked model (``final.together``; each
+seed's result equals its own run). Results go to ``final.json`` after every group of seeds, so an
+interrupted evaluation resumes where it stopped.
 """
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 
 import numpy as np
 import optuna
 import torch
 
 from ..core import paths
-from ..core.config import ConfigError, SweepConfig
+from ..core.config import SweepConfig
 from ..core.provenance import now_iso, read_json, write_json
-from ..data.data_axis import cell_splits
+from ..data.cell_data import cell_splits
 from ..data.splits import Splits, test_folds, walk_forward
 from ..model.budget import base_model, budget_grid
 from ..search import records
 from ..search.adequacy import adequacy
-from ..search.cells import Cell, cells, open_storage, storage_url
+from ..search.cells import Cell, open_storage, storage_url
 from ..search.contract import final_settings, validation_choice
-from ..search.sweepfile import load_sweep
 from ..train.baselines import cached_baselines
 from ..train.metrics import evaluate, fast_metrics, sigmoid
 from ..train.trainer import predict_logits
 from ..train.trial import arch_record, build, compute_record, fit, fit_many, passes_per_epoch
 from . import ledger
+from .panel_eval import per_asset
 from .stats import (
     HAC_RULE,
     auc_influence,
     block_length,
+    by_date,
     day_loss,
     delong,
     hac_interval,
@@ -71,13 +69,15 @@ def _all_metrics(base: float):
 
 
 def aggregate(y: np.ndarray, probs: list[np.ndarray], base: float, resamples: int,
-              block: int, seed: int = 0) -> dict:
+              block: int, seed: int = 0, dates: np.ndarray | None = None) -> dict:
     """Per metric: mean and sd over seeds, the 95% interval of the seed-mean from the
     hierarchical block bootstrap (days in blocks, seeds with replacement) and, for comparison
     only, the i.i.d. interval over single days with fixed seeds."""
     per_seed = [evaluate(y, p, base) for p in probs]
-    block_draws = hierarchical(y, [probs], _all_metrics(base), block, resamples, seed)
-    iid_draws = hierarchical(y, [probs], _all_metrics(base), 1, resamples, seed, iid=True)
+    block_draws = hierarchical(y, [probs], _all_metrics(base), block, resamples, seed,
+                               dates=dates)
+    iid_draws = hierarchical(y, [probs], _all_metrics(base), 1, resamples, seed, iid=True,
+                             dates=dates)
     out = {}
     for i, key in enumerate(METRICS):
         vals = [m[key] for m in per_seed if m[key] is not None]
@@ -91,11 +91,13 @@ def aggregate(y: np.ndarray, probs: list[np.ndarray], base: float, resamples: in
     return out
 
 
-def compare(y: np.ndarray, probs: list[np.ndarray], p_base: np.ndarray, horizon: int) -> dict:
+def compare(y: np.ndarray, probs: list[np.ndarray], p_base: np.ndarray, horizon: int,
+            dates: np.ndarray | None = None) -> dict:
     """Model (per-seed probabilities) against one baseline on the same days: differences model -
     baseline in AUC and log loss with calibrated 95% intervals and p-values for dependent days
     (:func:`lib.analysis.stats.hac_interval`), and DeLong's test on the seed-mean probabilities
-    (assumes independence)."""
+    (assumes independence). A panel's windows (``dates``) count by date, each with its whole
+    cross-section (:func:`lib.analysis.stats.by_date`)."""
     y = np.asarray(y)
     p_base = np.asarray(p_base, dtype=float)
     if y.min() == y.max():
@@ -107,8 +109,9 @@ def compare(y: np.ndarray, probs: list[np.ndarray], p_base: np.ndarray, horizon:
     seeds = [auc_influence(y, p) for p in probs]
     psi = np.mean([s[1] for s in seeds], axis=0) - psi_base
     auc_seeds = np.asarray([s[0] for s in seeds]) - auc_base
-    out = {"auc_diff": hac_interval(psi, float(auc_seeds.mean()), horizon, auc_seeds),
-           "logloss_diff": hac_interval(d, float(d.mean()), horizon,
+    out = {"auc_diff": hac_interval(by_date(psi, dates), float(auc_seeds.mean()), horizon,
+                                    auc_seeds),
+           "logloss_diff": hac_interval(by_date(d, dates), float(d.mean()), horizon,
                                         np.asarray([x.mean() for x in loss]))}
     out["delong_iid"] = delong(y, np.mean(probs, axis=0), p_base)
     out["method"] = HAC_RULE + "; DeLong's test assumes independent days"
@@ -116,19 +119,20 @@ def compare(y: np.ndarray, probs: list[np.ndarray], p_base: np.ndarray, horizon:
 
 
 def interval_for(y, probs: list[np.ndarray], baseline_p: dict[str, np.ndarray], horizon: int,
-                 resamples: int) -> dict:
+                 resamples: int, dates: np.ndarray | None = None) -> dict:
     """Block length for a cell: from the labels, the configuration's per-day log loss (seed-mean
     probabilities) and its per-day log-loss difference to every baseline but the prior."""
     p = np.mean([np.asarray(q) for q in probs], axis=0)
     series = [y.astype(float), day_loss(y, p)] + [day_loss(y, p) - day_loss(y, b)
                                                   for k, b in baseline_p.items() if k != "prior"]
-    return dict(block_length(horizon, series), resamples=resamples)
+    return dict(block_length(horizon, [by_date(s, dates) for s in series]), resamples=resamples,
+                unit="date (every asset of the date)" if dates is not None else "day")
 
 
 def comparisons(y, probs: list[np.ndarray], baseline_p: dict[str, np.ndarray], names,
-                horizon: int) -> dict:
+                horizon: int, dates: np.ndarray | None = None) -> dict:
     """:func:`compare` against each named baseline."""
-    return {k: compare(y, probs, np.asarray(baseline_p[k]), horizon) for k in names}
+    return {k: compare(y, probs, np.asarray(baseline_p[k]), horizon, dates) for k in names}
 
 
 def test_probabilities(model, splits) -> np.ndarray:
@@ -163,7 +167,8 @@ def train_and_score(cfg: SweepConfig, folds: list[Splits], arch, params: dict,
                 "learning_curve": result.curve, "test_block": [str(sp.test.dates[0].date()),
                                                                str(sp.test.dates[-1].date())],
                 "compute": compute_record(built[0][1], len(sp.train.y), len(result.curve),
-                                          result.seconds / len(group), passes_per_epoch(sp))})
+                                          result.seconds / len(group), passes_per_epoch(sp),
+                                          cfg.train.epoch_windows)})
     scores = {}
     for seed, r in out.items():
         first = r["folds"][0]
@@ -267,12 +272,17 @@ def run_final(cell: Cell, cfg: SweepConfig, threads: int | None = None) -> dict:
     probs = {n: [np.asarray(s["p_test"]) for s in e["seeds"].values()] for n, e in runs.items()}
     best = probs[str(chosen[0].number)]
     baseline_p = {k: v["p_test"] for k, v in state["baselines"].items()}
-    interval = interval_for(y_test, best, baseline_p, cell.horizon, cfg.final.bootstrap)
+    dates = splits.test.dates.values if cfg.data.panel else None  # a panel counts by date
+    interval = interval_for(y_test, best, baseline_p, cell.horizon, cfg.final.bootstrap, dates)
     state["interval"] = interval
     for n, entry in runs.items():
         entry["aggregate"] = aggregate(y_test, probs[n], base, cfg.final.bootstrap,
-                                       interval["block_length"])
-    state["comparisons"] = comparisons(y_test, best, baseline_p, BASELINES, cell.horizon)
+                                       interval["block_length"], dates=dates)
+    state["comparisons"] = comparisons(y_test, best, baseline_p, BASELINES, cell.horizon,
+                                       dates)
+    if cfg.data.panel:
+        state["per_asset"] = per_asset(y_test, best, baseline_p, splits, base, cell.horizon,
+                                       compare)
     state["adequacy"] = adequacy(study, chosen[0], cfg, [
         s["best_epoch"] for s in runs[str(chosen[0].number)]["seeds"].values()])
     block = {"first": str(folds[0].test.dates.min().date()),
@@ -300,43 +310,3 @@ def run_final(cell: Cell, cfg: SweepConfig, threads: int | None = None) -> dict:
     state["updated"] = now_iso()
     write_json(path, state)
     return state
-
-
-def claim(claims: Path | None, cell: Cell) -> bool:
-    """Whether this process takes ``cell``: always without a claims folder, else when it is the
-    first to create the cell's claim file there (the job slots of one driver share a queue)."""
-    if claims is None:
-        return True
-    try:
-        os.close(os.open(claims / cell.id, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-        return True
-    except FileExistsError:
-        return False
-
-
-def final_cells(sweep: str, cell_ids: list[str] | None, threads: int | None,
-                claims: Path | None = None) -> int:
-    """Final evaluation of the named cells (default: all) in this process, one after the other
-    in the order given; with ``claims`` (a folder the driver's job slots share) each cell is
-    evaluated by the first process that claims it, so a slot that finishes early takes the next
-    cell instead of idling. A failing cell is reported and the others still run."""
-    import traceback
-
-    cfg = load_sweep(sweep)
-    by_id = {c.id: c for c in cells(sweep, cfg)}
-    unknown = set(cell_ids or ()) - set(by_id)
-    if unknown:
-        raise ConfigError(f"unknown cell(s) {', '.join(sorted(unknown))} in sweep '{sweep}'")
-    chosen = [by_id[i] for i in cell_ids] if cell_ids else list(by_id.values())
-    failed = []
-    for cell in chosen:
-        if not claim(claims, cell):
-            continue
-        t0 = time.time()
-        try:
-            run_final(cell, cfg, threads=threads)
-            print(f"{cell.id}: final evaluation done in {time.time() - t0:.0f} s", flush=True)
-        except Exception:  # noqa: BLE001 -- one cell's failure must not stop the others
-            print(f"{cell.id}: final evaluation FAILED\n{traceback.format_exc()}", flush=True)
-            failed.append(cell.id)
-    return 1 if failed else 0

@@ -14,12 +14,12 @@ points are not identified); with fewer, the pure power law a * N^(-alpha).
 A fit is IDENTIFIED only when neither the estimate nor more than ``max_bound_share`` of the
 bootstrap fits sit on a bound of the parameter space (|alpha| = 3, the amplitude's limits, or c at
 the smallest observed loss, where the power term vanishes). An unidentified fit prints no exponent
-as a result. Beside the law, an effect size that needs no law: the least-squares change of skill per
-decade of N (:func:`skill_slope`), with an interval calibrated for dependent days, and a three-state
-verdict on it (:func:`decide`): "scales", "no meaningful scaling" (an equivalence test against the
-sweep file's smallest effect of interest) or "inconclusive", with the minimum effect the design
-detects (:func:`mde`). alpha may come out negative (error growing with size): that is reported as it
-is.
+as a result. Beside the law, an effect size that needs no law: the least-squares change of skill
+per decade of N (:func:`skill_slope`), with an interval calibrated for dependent days, and a three-
+state verdict on it (:func:`decide`): "scales", "no meaningful scaling" (an equivalence test
+against the sweep file's smallest effect of interest) or "inconclusive", with the minimum effect
+the design detects (:func:`mde`). alpha may come out negative (error growing with size): that is
+reported as it is.
 """
 
 from __future__ import annotations
@@ -259,7 +259,8 @@ def verdict(fit: dict, boot: dict, max_bound_share: float) -> dict:
 
 
 def skill_slope(N, day_losses: np.ndarray, ref_day: np.ndarray, horizon: int,
-                per_seed: np.ndarray | None = None, level: float = 0.95) -> dict:
+                per_seed: np.ndarray | None = None, level: float = 0.95,
+                dates: np.ndarray | None = None) -> dict:
     """The change of skill per decade of N with a calibrated interval for dependent test days.
 
     Skill is ``1 - L / L_ref`` (``L_ref`` a reference log loss on the same days: the training
@@ -273,8 +274,9 @@ def skill_slope(N, day_losses: np.ndarray, ref_day: np.ndarray, horizon: int,
         ref_day: [days] the reference's per-day log loss.
         per_seed: the slope computed with each seed (seed k of every budget): its spread is
             added to the variance.
+        dates: a panel's date per window: the influence values count by date.
     """
-    from .stats import hac_interval
+    from .stats import by_date, hac_interval
 
     x = np.log10(np.asarray(N, dtype=float))
     w = (x - x.mean()) / np.sum((x - x.mean()) ** 2)  # least-squares slope weights
@@ -282,7 +284,7 @@ def skill_slope(N, day_losses: np.ndarray, ref_day: np.ndarray, horizon: int,
     ref = float(np.mean(ref_day))
     est = -float(s_day.mean()) / ref
     influence = -(s_day - (-est) * np.asarray(ref_day, dtype=float)) / ref
-    out = hac_interval(influence, est, horizon, per_seed, level)
+    out = hac_interval(by_date(influence, dates), est, horizon, per_seed, level)
     return out | {"mde80": mde(out), "ref_logloss": ref}
 
 
@@ -296,7 +298,7 @@ def mde(interval: dict, power: float = 0.8) -> float:
 
 
 def decide(est: float, ci95: list, ci90: list, threshold: float,
-           p_adjusted: float | None = None, alpha: float = 0.05) -> dict:
+           p_adjusted: float | None = None, alpha: float = 0.05, axis: str = "N") -> dict:
     """Three-state verdict on the change of skill per decade of N (research rule 25).
 
     ``no meaningful scaling`` when the 90% interval lies within +-``threshold`` (an equivalence
@@ -311,11 +313,11 @@ def decide(est: float, ci95: list, ci90: list, threshold: float,
                         f"within +-{threshold:g} skill per decade (equivalence test)"}
     significant = (lo > 0 or hi < 0) and (p_adjusted is None or p_adjusted < alpha)
     if significant and est > 0:
-        return {"code": "scales", "text": f"scales: skill grows by {est:+.4f} per decade of N "
+        return {"code": "scales", "text": f"scales: skill grows by {est:+.4f} per decade of {axis} "
                                           f"(95% interval [{lo:+.4f}, {hi:+.4f}] above 0)"}
     if significant:
         return {"code": "falls", "text": f"falls with size: skill changes by {est:+.4f} per "
-                                         f"decade of N (95% interval [{lo:+.4f}, {hi:+.4f}] "
+                                         f"decade of {axis} (95% interval [{lo:+.4f}, {hi:+.4f}] "
                                          f"below 0)"}
     why = (f"excludes 0 on its own but not after the Holm correction over the horizons (adjusted "
            f"p {p_adjusted:.3f}), and does not lie within +-{threshold:g}; weak evidence of an "
@@ -327,14 +329,11 @@ def decide(est: float, ci95: list, ci90: list, threshold: float,
 
 
 def skill_per_decade(N, y: np.ndarray, probs: list[list[np.ndarray]], ref_rate: float,
-                     horizon: int) -> dict:
+                     horizon: int, dates: np.ndarray | None = None) -> dict:
     """The change of skill per decade of N from each budget's per-seed test probabilities, with
     its calibrated 95% and 90% intervals, p-value and minimum detectable effect (skill against a
-    constant prediction of ``ref_rate``).
-
-    Args:
-        probs: per budget (in the order of ``N``), the list of its seeds' probabilities.
-    """
+    constant prediction of ``ref_rate``); ``probs``: per budget (in the order of ``N``), the
+    list of its seeds' probabilities."""
     from .stats import day_loss
 
     per_cell = [[day_loss(y, p) for p in seeds] for seeds in probs]  # [budgets][seeds][days]
@@ -344,7 +343,7 @@ def skill_per_decade(N, y: np.ndarray, probs: list[list[np.ndarray]], ref_rate: 
     per_seed = np.asarray([-np.polyfit(x, [c[j].mean() for c in per_cell], 1)[0] / ref.mean()
                            for j in range(k)])
     days = np.asarray([np.mean(c, axis=0) for c in per_cell])
-    t95 = skill_slope(N, days, ref, horizon, per_seed)
-    t90 = skill_slope(N, days, ref, horizon, per_seed, level=0.90)
+    t95 = skill_slope(N, days, ref, horizon, per_seed, dates=dates)
+    t90 = skill_slope(N, days, ref, horizon, per_seed, level=0.90, dates=dates)
     return {"skill_per_decade": t95["estimate"], "skill_per_decade_ci95": t95["ci95"],
             "skill_per_decade_ci90": t90["ci95"], "skill_test": t95, "test_days": int(len(y))}

@@ -78,9 +78,29 @@ def iid_indices(n: int, resamples: int, seed: int = 0) -> Iterator[np.ndarray]:
         yield rng.integers(0, n, n)
 
 
+def by_date(x: np.ndarray, dates: np.ndarray | None) -> np.ndarray:
+    """A panel's per-window values as one value per date, in date order, whose mean is the
+    windows' mean: the date's sum times (dates / windows). A date carries its whole
+    cross-section, so a statistic of this series keeps the correlation between assets on a day
+    (the unit of dependence is the date, not the window). Without ``dates``: ``x`` unchanged."""
+    x = np.asarray(x, dtype=float)
+    if dates is None:
+        return x
+    _, inv = np.unique(np.asarray(dates), return_inverse=True)
+    sums = np.bincount(inv, weights=x)
+    return sums * len(sums) / len(x)
+
+
+def date_rows(dates: np.ndarray) -> list[np.ndarray]:
+    """The rows of each date, dates in order."""
+    _, inv = np.unique(np.asarray(dates), return_inverse=True)
+    order = np.argsort(inv, kind="stable")
+    return np.split(order, np.cumsum(np.bincount(inv))[:-1])
+
+
 def hierarchical(y: np.ndarray, probs: list[list[np.ndarray]], stat: Callable, block: int,
                  resamples: int, seed: int = 0, iid: bool = False,
-                 resample_seeds: bool = True) -> np.ndarray:
+                 resample_seeds: bool = True, dates: np.ndarray | None = None) -> np.ndarray:
     """Bootstrap distribution of ``stat(y_b, [per-seed probabilities per group])``.
 
     Each replicate draws one block resample of the days, shared by every group (so comparisons
@@ -96,12 +116,17 @@ def hierarchical(y: np.ndarray, probs: list[list[np.ndarray]], stat: Callable, b
         iid: resample single days with the seeds fixed instead: the interval that assumes
             independent days (for comparison only).
         resample_seeds: False keeps every group's seeds fixed (days only).
+        dates: a panel's date per window: dates are resampled (in blocks of dates), each with
+            every window of that date.
     """
     rng = np.random.default_rng(seed + 1)
     y = np.asarray(y)
-    n = len(y)
+    rows = date_rows(dates) if dates is not None else None
+    n = len(rows) if rows is not None else len(y)
     idx_iter = iid_indices(n, resamples, seed) if iid else block_indices(n, block, resamples,
                                                                           seed)
+    if rows is not None:
+        idx_iter = (np.concatenate([rows[d] for d in idx]) for idx in idx_iter)
     stacks = [np.asarray(ps, dtype=float) for ps in probs]  # each: [n_seeds, n_days]
     out = []
     for idx in idx_iter:

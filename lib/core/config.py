@@ -24,7 +24,7 @@ class ConfigError(ValueError):
 class DataConfig:
     """Where the bars come from, the target, the feature set and the dataset's name."""
 
-    source: str = "embedded"  # embedded | yfinance | csv
+    source: str = "embedded"  # embedded | skfolio (20 S&P 500 stocks' closes) | yfinance | csv
     tickers: list[str] = field(default_factory=lambda: ["^GSPC", "^IXIC"])  # tickers to fetch
     target: str = "^GSPC"  # ticker whose bars give features and labels
     feature_set: str = "a25"  # name in lib.data.features.FEATURE_SETS
@@ -34,6 +34,9 @@ class DataConfig:
     name: str = "gspc_a25"  # processed dataset id (file name under data/processed)
     max_gap_days: int = 10  # most weekdays a series may miss between two bars: a longer gap is
     #                         an error naming its dates (windows and labels would span it)
+    panel: bool = False  # every ticker is an asset of one panel: training, validation and test
+    #                      windows pooled over all of them, each asset from its own dataset
+    #                      (lib/data/panel.py); False: the target alone (plus a data axis' pool)
 
 
 @dataclass
@@ -47,6 +50,7 @@ class DataSizeConfig:
     #                       instead of the most recent k (the same regimes as all of it, less data)
     years: float | None = None  # only windows whose day t lies in the last k years before the
     #                            validation block; None: all
+    assets: int | None = None  # a panel's first k assets (data.tickers order) train; None: all
     pool: list[str] = field(default_factory=list)  # other tickers (from data.tickers) whose
     #                                                training windows join the target's, each
     #                                                labelled from its own prices
@@ -69,6 +73,8 @@ class SplitConfig:
     val_frac: float | None = None  # used when val_start/test_start are None: share of rows
     test_frac: float | None = None  # share of rows for the test block
     min_eval_windows: int = 250  # minimum windows in validation and in test
+    min_price: float = 0.0  # windows whose day-t close is below this are left out: a price
+    #   stored to 3 decimals cannot resolve a 1% rise near $0.50 (the skfolio panel)
     canary: str = "none"  # none | placebo (training and validation labels permuted) | leak
     #                       (the future label as a feature): pipeline checks only, never a study
     canary_seed: int = 0  # seed of the placebo's permutation
@@ -101,6 +107,8 @@ class TrainConfig:
     weight_decay: float = 1e-2  # AdamW decoupled weight decay
     warmup_frac: float = 0.1  # share of optimizer steps with linear warm-up, then cosine decay
     batch_size: int = 64  # samples per optimizer step
+    epoch_windows: int | None = None  # windows drawn per epoch (fresh each epoch, without
+    #   replacement); None: one pass. Keeps an epoch affordable at a panel's largest D
     micro_batch_size: int | None = None  # samples per forward pass, accumulated; None: batch
     max_epochs: int = 20  # upper bound on epochs
     patience: int = 5  # epochs without improvement before early stopping

@@ -50,7 +50,7 @@ ID_PATTERN = re.compile(r"^d[A-Za-z0-9.]+$")
 def size_id(size: DataSizeConfig) -> str:
     """The level's cell label: its own ``id``, else ``d<windows>`` (``d1k``; ``d1ks`` spread),
     ``d<years>y`` (``d4y``) or ``dall``, with ``x<series>`` appended when tickers are pooled
-    (``dallx2``)."""
+    (``dallx2``), and ``a<k>`` when a panel's level keeps k assets (``d3ya1``)."""
     if size.id:
         return size.id
     if size.windows is not None:
@@ -59,7 +59,8 @@ def size_id(size: DataSizeConfig) -> str:
         base = f"d{size.years:g}y"
     else:
         base = "dall"
-    return base + (f"x{1 + len(size.pool)}" if size.pool else "")
+    return base + (f"x{1 + len(size.pool)}" if size.pool else "") + \
+        (f"a{size.assets}" if size.assets else "")
 
 
 def slug(ticker: str) -> str:
@@ -237,17 +238,3 @@ def apply_size(cfg: SweepConfig, df: pd.DataFrame, splits: Splits, data_id: str)
     return AxisSplits(train=train, val=splits.val, test=splits.test, stats=stats,
                       columns=splits.columns,
                       train_parts=[(t, f, b.ends) for t, f, b in kept] if size.pool else [])
-
-
-def cell_splits(cfg: SweepConfig, cell, df: pd.DataFrame | None = None,
-                manifest: dict | None = None,
-                holdout: bool = False) -> tuple[pd.DataFrame, dict, Splits]:
-    """The cell's dataset frame, manifest entry and splits: the target's blocks for the cell's
-    horizon, with the training block of the cell's data level when the sweep has a data axis.
-    The one place every stage (search, final evaluation, record rebuilding) gets its data."""
-    if df is None:
-        df, manifest = ds.load_dataset(cfg.data.name)
-    splits = make_splits(df, cfg.split, horizon=cell.horizon, holdout=holdout)
-    if not getattr(cell, "data", ""):
-        return df, manifest, splits
-    return df, manifest, apply_size(cfg, df, splits, cell.data)

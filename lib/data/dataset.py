@@ -65,6 +65,7 @@ def features_code() -> str:
 def request_of(cfg: DataConfig) -> dict:
     """Everything a dataset is keyed by: the data section (csv folder resolved) and the code."""
     config = asdict(cfg)
+    config.pop("panel", None)  # how a sweep uses the dataset, not what it holds
     if config.get("csv_dir"):
         config["csv_dir"] = str(Path(config["csv_dir"]).resolve())
     return {"config": config, "features_code": features_code()}

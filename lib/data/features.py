@@ -134,6 +134,38 @@ def sf(bars: dict[str, pd.DataFrame], target: str) -> pd.DataFrame:
     return out
 
 
+@register("sfc")
+def sfc(bars: dict[str, pd.DataFrame], target: str) -> pd.DataFrame:
+    """Scale-free features from the close alone, for series without open, high, low or volume
+    (the skfolio panel): log returns over 1, 2, 5, 10, 20 days; SMA 12/50/200 relative to Close;
+    Bollinger width and %B (20, 2); realised volatility over 20 and 60 days; RSI 14, StochRSI
+    fast-K and weekly RSI on [0, 1]; MACD line relative to Close; the drawdown from the highest
+    close of the last 250 days. All from closes up to day t (rule 7)."""
+    if target not in bars:
+        raise DataError(f"feature set sfc: target '{target}' not among tickers {list(bars)}")
+    close = bars[target]["close"].astype(float)
+    c = close.to_numpy()
+    logc = np.log(close)
+    out = pd.DataFrame(index=close.index)
+    for n in (1, 2, 5, 10, 20):
+        out[f"ret_{n}"] = logc.diff(n).to_numpy()
+    for n in (12, 50, 200):
+        out[f"sma_{n}_rel"] = talib.SMA(c, timeperiod=n) / c - 1
+    up, mid, dn = talib.BBANDS(c, timeperiod=20, nbdevup=2, nbdevdn=2)
+    out["bb_width_20"] = (up - dn) / mid
+    width = up - dn  # a close stored to 3 decimals can sit still for 20 days: zero width, and
+    with np.errstate(divide="ignore", invalid="ignore"):  # the close at the band's middle
+        out["bb_pctb_20_2"] = np.where(width > 0, (c - dn) / width, 0.5)
+    for n in (20, 60):
+        out[f"rv_{n}"] = logc.diff().rolling(n).std().to_numpy()
+    out["rsi_14"] = talib.RSI(c, timeperiod=14) / 100
+    out["stochrsi_k"] = _stochrsi_k(c) / 100
+    out["rsi_14_weekly"] = weekly(close, lambda x: talib.RSI(x, timeperiod=14)) / 100
+    out["macd_rel"] = talib.MACD(c, fastperiod=12, slowperiod=26, signalperiod=9)[0] / c
+    out["drawdown_250"] = c / talib.MAX(c, timeperiod=250) - 1
+    return out
+
+
 @register("a25x")
 def a25_cross(bars: dict[str, pd.DataFrame], target: str) -> pd.DataFrame:
     """a25 plus the 1-day log return of every other ticker (cross-asset context), as of day t."""

@@ -3,6 +3,9 @@
 Sources:
 - ``embedded``: the ``arch`` package's real S&P 500 (^GSPC) and NASDAQ Composite (^IXIC) daily bars,
   1999-01-04..2018-12-31, and the VIX close for 2014-2018 (works offline; the default).
+- ``skfolio``: the ``skfolio`` package's daily closes of 20 S&P 500 stocks (AAPL .. XOM),
+  1990-01-02..2022-12-28, split- and dividend-adjusted, rounded to 3 decimals (close only; offline;
+  BSD-3). Stocks that are large today: a survivor panel.
 - ``yfinance``: Yahoo Finance through ``yf.download``; offline it returns an EMPTY frame without
   raising, which is treated as an error naming the ticker.
 - ``csv``: a folder with ``<TICKER>.csv`` per ticker; date/open/high/low/close/volume in any case.
@@ -160,6 +163,18 @@ def load_embedded(ticker: str) -> pd.DataFrame:
     return validate_ohlcv(df, f"embedded:{ticker}")
 
 
+def load_skfolio(ticker: str) -> pd.DataFrame:
+    """One stock's adjusted daily closes from the ``skfolio`` package's S&P 500 panel (offline)."""
+    from skfolio.datasets import load_sp500_dataset
+
+    panel = load_sp500_dataset()
+    if ticker not in panel.columns:
+        raise DataError(f"skfolio source has no ticker '{ticker}' (available: "
+                        f"{', '.join(panel.columns)})")
+    df = panel[[ticker]].rename(columns={ticker: "close"}).dropna()
+    return validate_ohlcv(df.rename_axis("date"), f"skfolio:{ticker}")
+
+
 def load_yfinance(ticker: str, start: str | None = None, end: str | None = None,
                   retries: int = 3, backoff_s: float = 2.0) -> pd.DataFrame:
     """Download daily bars from Yahoo Finance; an empty or partial answer is an error."""
@@ -213,11 +228,13 @@ def fetch(source: str, ticker: str, csv_dir: str | None = None, start: str | Non
         return load_embedded(ticker)
     if source == "yfinance":
         return load_yfinance(ticker, start, end)
+    if source == "skfolio":
+        return load_skfolio(ticker)
     if source == "csv":
         if not csv_dir:
             raise DataError("source 'csv' needs csv_dir (a folder with <TICKER>.csv files)")
         return load_csv(ticker, csv_dir)
-    raise DataError(f"unknown data source '{source}' (embedded, yfinance, csv)")
+    raise DataError(f"unknown data source '{source}' (embedded, skfolio, yfinance, csv)")
 
 
 def raw_path(source: str, ticker: str) -> Path:
@@ -247,8 +264,9 @@ def request(source: str, ticker: str, csv_dir: str | None = None, start: str | N
         if not path.exists():
             raise DataError(f"{path}: file not found for ticker '{ticker}'")
         key.update(csv_file=str(path.resolve()), csv_sha256=sha256_file(path))
-    elif source == "embedded":
-        key["arch"] = package_versions(("arch",))["arch"]
+    elif source in ("embedded", "skfolio"):
+        pkg = "arch" if source == "embedded" else "skfolio"
+        key[pkg] = package_versions((pkg,))[pkg]
     else:
         key.update(start=start, end=end)
     return key
@@ -258,7 +276,7 @@ def store_raw(source: str, frames: dict[str, pd.DataFrame],
               requests: dict[str, dict] | None = None) -> dict:
     """Write validated frames and update the raw manifest; returns the manifest entries written."""
     manifest = _read_manifest(paths.RAW_MANIFEST)
-    versions = package_versions(("pandas", "pyarrow", "arch", "yfinance"))
+    versions = package_versions(("pandas", "pyarrow", "arch", "skfolio", "yfinance"))
     entries = {}
     for ticker, df in frames.items():
         path = raw_path(source, ticker)

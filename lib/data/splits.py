@@ -1,13 +1,15 @@
 """Labels, sliding windows and purged, contiguous date blocks (research rules 1, 3, 5).
 
-Label (``threshold``): y_t = 1 when max(High[t+1..t+h]) >= Close[t] * (1 + threshold); the ``close``
-variant uses Close[t+1..t+h]. The horizon h is a required argument everywhere (no default a call
-site could fall back on). Labels come from the dataset's raw price columns (``raw_close``,
-``raw_high``), which are never features: whatever scaling the features get, the labels cannot
-change. The last h days have no label. A sample is the window of ``context_len`` days ending at t,
-labelled y_t. Blocks are train, then validation, then test; a window belongs to a block only if its
-whole span, the h label days included, lies inside the block (the purge), so no label span crosses
-a block boundary.
+Label (``threshold``): y_t = 1 when max(High[t+1..t+h]) >= Close[t] * (1 + threshold); the
+``close`` variant uses Close[t+1..t+h] (the only one a close-only series has). With ``min_price``,
+a window whose day-t close lies below it is left out: a price stored to 3 decimals moves in steps
+of 0.001 / price, 0.2% of it at $0.50, too coarse for a 1% threshold. The horizon h is a required
+argument everywhere (no default a call site could fall back on). Labels come from the dataset's raw
+price columns (``raw_close``, ``raw_high``), which are never features: whatever scaling the
+features get, the labels cannot change. The last h days have no label. A sample is the window of
+``context_len`` days ending at t, labelled y_t. Blocks are train, then validation, then test; a
+window belongs to a block only if its whole span, the h label days included, lies inside the block
+(the purge), so no label span crosses a block boundary.
 
 A sweep may declare a holdout block after the test block (``SplitConfig.holdout_start``). The
 test block then ends where the holdout begins (its windows' label days stay inside it, as for every
@@ -203,17 +205,20 @@ def make_splits(df: pd.DataFrame, cfg: SplitConfig, *, horizon: int,
             are named "holdout"); only the holdout stage asks for it.
     """
     h = horizon
-    missing = [f"{RAW_PREFIX}{c}" for c in ("close", "high") if f"{RAW_PREFIX}{c}" not in df]
-    if missing:
-        raise SplitError(f"dataset lacks the raw price column(s) {missing} that labels are built "
-                         f"from (a dataset written by an older version): rebuild it with "
+    if f"{RAW_PREFIX}close" not in df:
+        raise SplitError(f"dataset lacks the raw price column {RAW_PREFIX}close that labels are "
+                         f"built from (a dataset written by an older version): rebuild it with "
                          f"`make data`")
+    if cfg.label == "threshold" and f"{RAW_PREFIX}high" not in df:
+        raise SplitError(f"label 'threshold' needs the day's High ({RAW_PREFIX}high), which a "
+                         f"close-only dataset lacks: use split.label: close")
     if cfg.context_len < 1:
         raise SplitError(f"context_len must be >= 1, got {cfg.context_len}")
     if cfg.canary not in CANARIES:
         raise SplitError(f"unknown canary '{cfg.canary}' ({', '.join(CANARIES)})")
-    y_all = make_labels(df[f"{RAW_PREFIX}close"].to_numpy(), df[f"{RAW_PREFIX}high"].to_numpy(),
-                        horizon=h, threshold=cfg.threshold, kind=cfg.label)
+    close = df[f"{RAW_PREFIX}close"].to_numpy(dtype=float)
+    y_all = make_labels(close, df[f"{RAW_PREFIX}high"].to_numpy() if cfg.label == "threshold"
+                        else close, horizon=h, threshold=cfg.threshold, kind=cfg.label)
     columns = [c for c in feature_columns(list(df.columns), cfg) if c != LEAK_COLUMN] \
         if columns is None else [c for c in columns if c != LEAK_COLUMN]
     values = df[columns].to_numpy(dtype=np.float32)
@@ -236,6 +241,8 @@ def make_splits(df: pd.DataFrame, cfg: SplitConfig, *, horizon: int,
     for name in BLOCKS:
         s, e = bounds[name]
         ends = window_ends(s, e, cfg.context_len, h)
+        if cfg.min_price > 0:  # too coarse a price to resolve the threshold (min_price)
+            ends = ends[close[ends] >= cfg.min_price]
         y = y_all[ends]
         assert not np.isnan(y).any(), "a window's label reaches past the data"
         need = cfg.min_eval_windows

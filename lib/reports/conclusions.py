@@ -84,8 +84,9 @@ def write_verdict(sweep: str, results: pd.DataFrame, fits: dict, cfg: SweepConfi
     if not len(results):
         return
     cut = adequacy_counts(results)
+    lines = [bottom_line(h, e, cfg, cut.get(h)) for h, e in fits.items()]
     write_json(paths.SWEEPS / Path(sweep).stem / "verdict.json", {
-        "bottom_line": " ".join(bottom_line(h, e, cfg, cut.get(h)) for h, e in fits.items()),
+        "bottom_line": " ".join(lines), "lines": lines,
         "codes": {str(h): (e.get("decision") or {}).get("code") for h, e in fits.items()},
         "written": now_iso()})
 

@@ -94,6 +94,8 @@ def write_index() -> Path:
             links.append(f'<a href="{d.name}/scaling_report.html">scaling report</a>')
         if (d / "joint_scaling.html").exists():
             links.append(f'<a href="{d.name}/joint_scaling.html">joint N x D report</a>')
+        if (d / "panel_report.html").exists():
+            links.append(f'<a href="{d.name}/panel_report.html">panel report</a>')
         if (d / "ablation.html").exists():
             links.append(f'<a href="{d.name}/ablation.html">input ablation</a>')
         last = _read(paths.SWEEPS / d.name / "last_run.json")
@@ -104,9 +106,13 @@ def write_index() -> Path:
         if verdict.get("bottom_line"):
             parts.append(f"<p><b>Bottom line</b> ({html.escape(verdict.get('written', '')[:10])})"
                          f": {html.escape(verdict['bottom_line'])}</p>")
+        joint = _read(paths.SWEEPS / d.name / "joint_verdict.json")
+        if joint.get("lines"):
+            parts.append("<p><b>In training data D</b> (skill per decade of D at the largest "
+                         "budget): " + "; ".join(html.escape(x) for x in joint["lines"]) + "</p>")
         cells = [p for p in sorted(d.glob("*.html"), key=cell_order)
                  if p.name not in ("scaling_report.html", "ablation.html",
-                                   "joint_scaling.html")]
+                                   "joint_scaling.html", "panel_report.html")]
         current = _read(paths.SWEEPS / d.name / "cells.json")  # the sweep file's cells now
         if isinstance(current, list):
             cells = [p for p in cells if p.stem in current]

@@ -31,8 +31,16 @@ from ..analysis.joint import (
     limited_by,
     optimal_split,
 )
-from ..analysis.scaling import bootstrap_fits, fit_law, noise_scale, verdict
-from ..analysis.stats import hierarchical
+from ..analysis.panel_eval import test_dates
+from ..analysis.scaling import (
+    bootstrap_fits,
+    decide,
+    fit_law,
+    noise_scale,
+    skill_per_decade,
+    verdict,
+)
+from ..analysis.stats import hierarchical, holm
 from ..core.config import SweepConfig
 from ..model.budget import fmt_count
 from . import tables
@@ -116,8 +124,15 @@ def joint_fits(finals: list[dict], cfg: SweepConfig, measure: str = "test_loglos
                  "N_decades": float(np.log10(N.max() / N.min())),
                  "D_decades": float(np.log10(D.max() / D.min()))}
         out[h] = entry
-        draws = hierarchical(y, probs, stat, block, resamples, seed)
+        dates = test_dates(group[0])  # a panel counts by date
+        draws = hierarchical(y, probs, stat, block, resamples, seed, dates=dates)
         scale = noise_scale(draws)
+        at_n = np.array([s["cell"]["budget_n"] for s in group]) == max(
+            s["cell"]["budget_n"] for s in group)
+        if len(np.unique(D[at_n])) >= 2:  # the change of skill per decade of D, largest N
+            # (skill against the test block's own rate: the levels' training rates differ)
+            entry["skill_D"] = skill_per_decade(D[at_n], y, [p for p, k in zip(
+                probs, at_n, strict=True) if k], float(np.mean(y)), h, dates)
         try:
             fit = fit_joint(N, D, L, scale)
         except ValueError as e:
@@ -144,13 +159,44 @@ def joint_fits(finals: list[dict], cfg: SweepConfig, measure: str = "test_loglos
         # the one-factor laws: in N across the budgets at the largest data size, in D across the
         # data sizes at the largest budget (measured N differs between a budget's cells)
         ids = np.array([s["cell"].get("data", "") for s in group])
-        budgets = np.array([s["cell"]["budget_n"] for s in group])
         at_d = ids == ids[int(np.argmax(D))]
-        at_n = budgets == budgets.max()
         entry["one_factor"] = {
             "N": _one_factor(N[at_d], L[at_d], draws[:, at_d], "N", a.max_bound_share),
             "D": _one_factor(D[at_n], L[at_n], draws[:, at_n], "D", a.max_bound_share)}
+    family = holm({h: e["skill_D"]["skill_test"]["p_value"] for h, e in out.items()
+                   if "skill_D" in e}, a.alpha)  # the horizons' tests in D: one family
+    for h, e in out.items():
+        if "skill_D" in e:
+            t = e["skill_D"]
+            t["skill_test"]["p_holm"] = family[h]["p_holm"]
+            t["decision"] = decide(t["skill_per_decade"], t["skill_per_decade_ci95"],
+                                   t["skill_per_decade_ci90"], a.meaningful_skill_per_decade,
+                                   family[h]["p_holm"], a.alpha, axis="D")
     return out
+
+
+def d_verdict_line(h: int, e: dict) -> str:
+    """The three-state verdict in D of one horizon, with the D range and the detectable effect."""
+    t = e.get("skill_D")
+    if not t:
+        return f"h={h}: no verdict in D (fewer than 2 data sizes at the largest budget)"
+    return (f"h={h}: {t['decision']['text']}; D {fmt_count(min(e['D_windows']))}-"
+            f"{fmt_count(max(e['D_windows']))} windows ({e['D_decades']:.1f} decades); "
+            f"detectable with 80% power: {t['skill_test']['mde80']:.4f} per decade")
+
+
+def write_joint_verdict(sweep: str, fits: dict) -> None:
+    """``outputs/sweeps/<sweep>/joint_verdict.json``: each horizon's verdict in D (for the index
+    and the end of ``make sweep``)."""
+    from pathlib import Path
+
+    from ..core import paths
+    from ..core.provenance import now_iso, write_json
+
+    write_json(paths.SWEEPS / Path(sweep).stem / "joint_verdict.json", {
+        "lines": [d_verdict_line(h, e) for h, e in fits.items()],
+        "codes": {str(h): ((e.get("skill_D") or {}).get("decision") or {}).get("code")
+                  for h, e in fits.items()}, "written": now_iso()})
 
 
 def grid_table(results: pd.DataFrame, value: str = "test_skill_own") -> pd.DataFrame:
@@ -184,6 +230,8 @@ def conclusions_nd(results: pd.DataFrame, fits: dict[int, dict]) -> list[str]:
                 f"({e['N_decades']:.1f} decades), D {fmt_count(min(e['D_windows']))}-"
                 f"{fmt_count(max(e['D_windows']))} windows ({e['D_decades']:.1f} decades), "
                 f"{len(e['N'])} cells")
+        out.append(f"Horizon {h}, change of skill per decade of training data at the largest "
+                   f"budget: {d_verdict_line(h, e).split(': ', 1)[1]}.")
         if e.get("fit") is None:
             out.append(f"Horizon {h}: {e['limited']['text']} ({span}).")
             continue

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..analysis.panel_eval import test_dates
 from ..analysis.scaling import (
     available_cpus,
     bootstrap_fits,
@@ -252,7 +253,8 @@ def scaling_fits(finals: list[dict], cfg: SweepConfig, measure: str = "test_logl
                                             "text": "one budget only: no scaling fit possible"})
             out[h] = entry
             continue
-        draws = hierarchical(y, probs, stat, block, resamples, seed)
+        dates = test_dates(group[0])  # a panel counts by date
+        draws = hierarchical(y, probs, stat, block, resamples, seed, dates=dates)
         slope = per_decade(N, L)
         entry["per_decade"] = slope
         next_N = float(N[-1] * (N[-1] / N[-2]))
@@ -271,7 +273,7 @@ def scaling_fits(finals: list[dict], cfg: SweepConfig, measure: str = "test_logl
                               pred_next=float(law(next_N, f["a"], f["alpha"], f["c"])))
         # skill against the training rate for log loss, the block's own rate for the skill loss
         rate = group[0]["base_rate"] if measure == "test_logloss" else float(np.mean(y))
-        entry.update(skill_per_decade(N, y, probs, rate, h))
+        entry.update(skill_per_decade(N, y, probs, rate, h, dates))
         entry["verdict"] = entry["fit"]["verdict"]
         out[h] = entry
     # one family: the horizons' tests of "skill changes with N" are Holm-corrected together

@@ -10,8 +10,9 @@ import papermill as pm
 
 from ..core import paths
 from ..core.config import DataConfig, SweepConfig
-from ..data.data_axis import cell_splits, pool_config, pooled_tickers
-from ..data.dataset import DatasetMissing, check_request, load_dataset
+from ..data.cell_data import cell_splits
+from ..data.data_axis import pool_config, pooled_tickers
+from ..data.dataset import DatasetMissing, build_dataset, check_request, load_dataset
 from ..data.sources import DataError
 from ..search.cells import Cell, data_ids
 from . import notebook
@@ -27,6 +28,24 @@ def ensure_data(cfg: SweepConfig) -> None:
     both, never reused silently."""
     for d in [cfg.data, *[pool_config(cfg.data, t) for t in pooled_tickers(cfg)]]:
         ensure_dataset(cfg, d)
+    if cfg.data.panel:  # the other assets: the same code as the notebook, in this process
+        for t in cfg.data.tickers:
+            if t != cfg.data.target:
+                ensure_asset(pool_config(cfg.data, t))
+
+
+def ensure_asset(d: DataConfig) -> None:
+    """A panel asset's dataset, built by :func:`lib.data.dataset.build_dataset` (what the data
+    notebook runs) when missing; another request under its name is an error, as for every
+    dataset."""
+    try:
+        check_request(d)
+        return
+    except DatasetMissing:
+        pass
+    entry = build_dataset(d)
+    print(f"dataset '{d.name}' built: {entry['rows']} rows, {entry['first_date']}.."
+          f"{entry['last_date']}", flush=True)
 
 
 def ensure_dataset(cfg: SweepConfig, d: DataConfig) -> None:
@@ -44,7 +63,8 @@ def ensure_dataset(cfg: SweepConfig, d: DataConfig) -> None:
             "source": d.source, "tickers": ",".join(d.tickers), "target": d.target,
             "feature_set": d.feature_set, "csv_dir": d.csv_dir or "", "name": d.name,
             "start": d.start or "", "end": d.end or "", "max_gap_days": d.max_gap_days,
-            "val_start": cfg.split.val_start or "", "test_start": cfg.split.test_start or ""})
+            "val_start": cfg.split.val_start or "", "test_start": cfg.split.test_start or "",
+            "label": cfg.split.label, "min_price": cfg.split.min_price})
     except pm.PapermillExecutionError as e:
         if e.ename in KNOWN_ERRORS:  # a bad input: its own message, the notebook keeps the rest
             raise DataError(f"{e.evalue} (data notebook: {paths.rel(out)})") from None

@@ -42,7 +42,8 @@ def notebook_defaults() -> dict[str, dict]:
             "val_start": sp.val_start or "",
             "test_start": sp.test_start or "", "val_frac": NOTEBOOK_ONLY["val_frac"],
             "test_frac": NOTEBOOK_ONLY["test_frac"], "context_len": sp.context_len,
-            "threshold": sp.threshold, "smoke": False},
+            "threshold": sp.threshold, "label": sp.label, "min_price": sp.min_price,
+            "smoke": False},
         "02_train_trial": {
             "dataset": d.name, "horizon": cfg.horizons[0], "threshold": sp.threshold,
             "context_len": sp.context_len, "budget": TRIAL_BUDGET, "arch": "",
@@ -59,6 +60,7 @@ def notebook_defaults() -> dict[str, dict]:
         "05_input_ablation": {"sweep": "inputs", "jobs": 0, "smoke": False},
         "06_joint_scaling": {
             "sweep": "scaling_nd", "measure": "test_logloss", "resamples": 0, "smoke": False},
+        "07_panel_report": {"sweep": "panel", "smoke": False},
     }
 
 

@@ -26,11 +26,12 @@ from pathlib import Path
 import numpy as np
 
 from ..analysis import ledger
-from ..analysis.final import BASELINES, comparisons, final_seeds, test_probabilities
+from ..analysis.final import BASELINES, compare, comparisons, final_seeds, test_probabilities
+from ..analysis.panel_eval import per_asset
 from ..core import paths
 from ..core.config import ConfigError
 from ..core.provenance import code_version, now_iso, read_json, write_json
-from ..data.data_axis import cell_splits
+from ..data.cell_data import cell_splits
 from ..model.budget import base_model, budget_grid
 from ..search.cells import Cell, cells
 from ..search.sweepfile import load_sweep
@@ -76,17 +77,21 @@ def score_cell(sweep: str, cell: Cell, cfg, threads: int | None = None) -> dict:
     y = splits.test.y  # the holdout block, in the test block's place
     probs = [test_probabilities(m, splits) for m in models]
     b = run_baselines(df, splits, evaluate_test=True, seed=cfg.train.seed)
+    baseline_p = {k: v["p_test"] for k, v in b.items()}
+    dates = splits.test.dates.values if cfg.data.panel else None  # a panel counts by date
     result = {
         "cell": cell.as_dict(), "trial": best["trial"], "params": params, "seeds": seeds,
         "block": asdict(splits.stats.test),
         "model": {"per_seed": [evaluate(y, p, base) for p in probs],
                   "mean_probability": evaluate(y, np.mean(probs, axis=0), base)},
         "baselines": {k: v["test"] for k, v in b.items()},
-        "comparisons": comparisons(y, probs, {k: v["p_test"] for k, v in b.items()}, BASELINES,
-                                   cell.horizon),
+        "comparisons": comparisons(y, probs, baseline_p, BASELINES, cell.horizon, dates),
         "test_block_result": {"auc": best["aggregate"]["auc"]["mean"],
                               "logloss": best["aggregate"]["logloss"]["mean"]},
         "scored_at": now_iso(), "code": code_version()}
+    if cfg.data.panel:
+        result["per_asset"] = per_asset(y, probs, baseline_p, splits, base, cell.horizon,
+                                         compare)
     write_json(out_path, result)
     ledger.record(sweep, cell.id, {"first": splits.stats.test.block_start,
                                    "last": splits.stats.test.block_end,

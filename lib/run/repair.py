@@ -37,7 +37,7 @@ def regenerate(name: str) -> int:
     """Rebuild every record file of a sweep from its study storage (trial records, best.json,
     all_trials.json, study summaries with their baselines); a final.json that does not parse is
     moved aside, so that the next `make final` re-runs it."""
-    from ..data.data_axis import cell_splits
+    from ..data.cell_data import cell_splits
     from ..train.baselines import cached_baselines
 
     cfg = load_sweep(name)

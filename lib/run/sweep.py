@@ -31,7 +31,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
-from ..analysis.final import final_cells
 from ..core import hardware, paths
 from ..core.config import ConfigError, SweepConfig
 from ..core.provenance import CorruptFileError, read_json, write_json
@@ -43,6 +42,7 @@ from ..search.study import cell_status, grid_sizes, init_cell
 from ..search.sweepfile import load_sweep
 from . import notebook
 from .data_stage import check_splits, ensure_data
+from .final_stage import final_cells
 from .progress import Progress, clock, run_estimate
 from .repair import collect, dashboard, regenerate
 from .upkeep import (
@@ -343,8 +343,11 @@ def report_pages(sweep: str) -> list[tuple[str, str]]:
     """The report notebooks of ``sweep`` and the HTML page each renders to: the scaling report,
     and for a sweep with a data axis the joint N x D report."""
     pages = [("04_scaling_report.ipynb", "scaling_report.html")]
-    if load_sweep(sweep).data_sizes:
+    cfg = load_sweep(sweep)
+    if cfg.data_sizes:
         pages.append(("06_joint_scaling.ipynb", "joint_scaling.html"))
+    if cfg.data.panel:
+        pages.append(("07_panel_report.ipynb", "panel_report.html"))
     return pages
 
 
@@ -361,7 +364,22 @@ def make_report(sweep: str, kernel: notebook.Kernel | None = None) -> int:
     from ..reports.index import write_index
 
     say(f"index of every report: {paths.rel(write_index())}")
+    if rc == 0:
+        say_verdicts(name)
     return rc
+
+
+def say_verdicts(name: str) -> None:
+    """The verdicts the reports wrote, per horizon: in N (the scaling report's bottom line) and,
+    with a data axis, in D."""
+    from ..core.provenance import read_json
+
+    for file, head in (("verdict.json", "verdict in N"), ("joint_verdict.json", "verdict in D")):
+        path = paths.SWEEPS / name / file
+        if not path.exists():
+            continue
+        for line in read_json(path).get("lines") or []:
+            say(f"{head}: {line}")
 
 
 def render(sweep: str, notebook_name: str, html: Path,

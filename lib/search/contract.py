@@ -88,7 +88,9 @@ def recorded(user_attrs: dict, data: str = "") -> dict | None:
 def changes(old: dict, new: dict) -> list[str]:
     """``key: old -> new`` for every key that differs. A key the old definition lacks (a setting
     added to the code since) counts as its default, so an upgrade alone changes nothing."""
-    default = of_config(SweepConfig())
+    from ..core.config import DataSizeConfig
+
+    default = of_config(SweepConfig()) | flatten(asdict(DataSizeConfig()), "data_size.")
     out = []
     for k in sorted(set(old) | set(new)):
         was = old.get(k, default.get(k, "(unset)"))

@@ -102,7 +102,7 @@ def objective(trial: optuna.Trial, run) -> float:
         seconds = time.time() - t0
         rec = {**base, "learning_curve": curve, "seconds": seconds,
                "compute": compute_record(mcfg, len(splits.train.y), len(curve), seconds,
-                                          passes_per_epoch(splits)),
+                                          passes_per_epoch(splits), run.cfg.train.epoch_windows),
                "hardware": run.telemetry.summary(since=t0), **extra}
         trial.set_user_attr("record", rec)
 

@@ -26,7 +26,7 @@ from ..core import hardware, paths
 from ..core.config import SweepConfig
 from ..core.provenance import now_iso
 from ..data import dataset as ds
-from ..data.data_axis import cell_splits
+from ..data.cell_data import cell_splits
 from ..data.splits import Splits
 from ..model.budget import Arch, base_model, budget_grid
 from ..model.memory import memory_estimate

@@ -18,6 +18,7 @@ from ..core import paths
 from ..core.config import NORMS, ConfigError, SplitConfig, SweepConfig, from_dict
 from ..data.data_axis import validate_sizes
 from ..data.features import FEATURE_SETS, columns_of
+from ..data.panel import validate_panel
 from ..data.splits import feature_columns
 from ..model.budget import BudgetError, base_model, budget_grid, parse_budget
 
@@ -89,6 +90,9 @@ def validate_sweep(cfg: SweepConfig, where: Any = "sweep") -> None:
     if cfg.split.fold_years and cfg.final.walk_forward_folds:
         raise bad("final.walk_forward_folds", "set 0 with split.fold_years: the folds already "
                   "evaluate every year after the validation block")
+    if cfg.train.epoch_windows is not None and cfg.train.epoch_windows < 1:
+        raise bad("train.epoch_windows", f"must be >= 1 windows per epoch (or null: one pass), "
+                  f"got {cfg.train.epoch_windows}")
     if cfg.jobs_threads is not None and cfg.jobs_threads < 1:
         raise bad("jobs_threads", f"must be >= 1, got {cfg.jobs_threads}")
     s = cfg.search
@@ -143,6 +147,7 @@ def validate_sweep(cfg: SweepConfig, where: Any = "sweep") -> None:
                   "needs at least 4 budgets (5 recommended)")
     _validate_data(cfg, bad)
     validate_sizes(cfg, bad)
+    validate_panel(cfg, bad)
 
 
 def _validate_split(sp: SplitConfig, bad) -> None:
@@ -150,6 +155,8 @@ def _validate_split(sp: SplitConfig, bad) -> None:
 
     if sp.canary not in ("none", "placebo", "leak"):
         raise bad("split.canary", "must be none, placebo or leak")
+    if sp.min_price < 0:
+        raise bad("split.min_price", f"must be >= 0 (0 keeps every window), got {sp.min_price}")
     if sp.context_len < 1 or sp.min_eval_windows < 1 or sp.threshold <= 0:
         raise bad("split", "context_len and min_eval_windows must be >= 1, threshold > 0")
     if sp.label not in ("threshold", "close"):
@@ -186,8 +193,9 @@ def _validate_data(cfg: SweepConfig, bad) -> None:
     """Data section and grids: every budget must hold at least one architecture for the
     feature set's number of inputs (found without data)."""
     d = cfg.data
-    if d.source not in ("embedded", "yfinance", "csv"):
-        raise bad("data.source", f"must be embedded, yfinance or csv, got {d.source!r}")
+    if d.source not in ("embedded", "skfolio", "yfinance", "csv"):
+        raise bad("data.source", f"must be embedded, skfolio, yfinance or csv, got "
+                  f"{d.source!r}")
     if d.target not in d.tickers:
         raise bad("data.target", f"'{d.target}' is not among data.tickers {d.tickers}")
     if d.feature_set not in FEATURE_SETS:

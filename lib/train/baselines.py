@@ -22,7 +22,7 @@ from sklearn.preprocessing import StandardScaler
 
 from ..core.provenance import write_json
 from ..data.features import PRICE_LEVEL
-from ..data.splits import Splits
+from ..data.splits import LEAK_COLUMN, Splits
 from .metrics import evaluate
 
 LOGREG_C = (0.001, 0.01, 0.1, 1.0)
@@ -75,12 +75,21 @@ def train_parts(df: pd.DataFrame, splits: Splits) -> list[tuple[pd.DataFrame, np
 def last_day_features(df: pd.DataFrame, splits: Splits) -> dict[str, np.ndarray]:
     """Scale-free features of each window's last day, per block: what the baselines see (a
     pooled series' from its own frame)."""
+    if getattr(splits, "assets", None):  # a panel: its inputs are scale-free and standardised
+        return panel_features(splits)  # per asset already (lib/data/panel.py)
     cols = stored_columns(df, splits)
     feats = scale_free(df[cols]).to_numpy()
     out = {b: feats[splits.block(b).ends] for b in ("val", "test")}
     out["train"] = np.concatenate([(feats if f is df else scale_free(f[cols]).to_numpy())[rows]
                                    for f, rows in train_parts(df, splits)])
     return out
+
+
+def panel_features(splits: Splits) -> dict[str, np.ndarray]:
+    """A panel's last-day features per block: the model's own inputs on day t (each asset
+    standardised by its own training block), without a canary's leak column."""
+    keep = [i for i, c in enumerate(splits.columns) if c != LEAK_COLUMN]
+    return {b: splits.block(b).X[:, -1, keep] for b in ("train", "val", "test")}
 
 
 def _select(make, grid, X, splits, base_rate, collapse):
@@ -136,6 +145,12 @@ def cache_key(df: pd.DataFrame, splits: Splits, *, evaluate_test: bool, seed: in
     ``evaluate_test``), the settings, and the source of this module and of the metrics."""
     blocks = ("train", "val", "test") if evaluate_test else ("train", "val")
     h = hashlib.sha256()
+    if getattr(splits, "assets", None):  # a panel: the features it reads are its inputs
+        feats = panel_features(splits)
+        for b in blocks:
+            h.update(np.ascontiguousarray(feats[b]).tobytes())
+            h.update(np.ascontiguousarray(splits.assets[b]).tobytes())
+        df = df.iloc[:0]
     cols = stored_columns(df, splits)
     parts = train_parts(df, splits)
     last = max([int(splits.block(b).ends.max()) for b in blocks[1:] if len(splits.block(b).ends)]

@@ -140,12 +140,15 @@ def make_step(model: nn.Module, cfg: TrainConfig, device: torch.device, total_st
 
 def run_epoch(step: TrainStep, Xtr: torch.Tensor, ytr: torch.Tensor, batch: int, micro: int,
               orders: list[torch.Generator], epoch: int, memory_plan: dict,
-              progress: bool = False) -> tuple[np.ndarray, int, int]:
+              progress: bool = False, limit: int | None = None) -> tuple[np.ndarray, int, int]:
     """One pass over the training block, shuffled for each model by its own generator in
-    ``orders``; an out-of-memory error halves the micro-batch and retries the step. Returns
+    ``orders`` (with ``limit``, the first ``limit`` windows of that shuffle: a fresh sample each
+    epoch); an out-of-memory error halves the micro-batch and retries the step. Returns
     each model's summed loss, the micro-batch now and the halvings."""
     n, device, halvings = len(Xtr), step.device, 0
     perm = torch.stack([torch.randperm(n, generator=g) for g in orders]).to(device)  # [K, n]
+    if limit is not None and limit < n:
+        perm, n = perm[:, :limit], limit
     running = torch.zeros(len(orders), device=device)
     bar = tqdm(range(0, n, batch), desc=f"epoch {epoch}", disable=not progress, leave=False)
     for i in bar:

@@ -206,7 +206,8 @@ def train_many(models: list[nn.Module], X_train: np.ndarray, y_train: np.ndarray
     Xva = torch.as_tensor(X_val, dtype=torch.float32, device=device)
     y_val_np = np.asarray(y_val)
     base_rate = float(np.mean(y_train))
-    n = len(Xtr)
+    # an epoch: one pass, or train.epoch_windows windows drawn afresh each epoch
+    n = min(len(Xtr), cfg.epoch_windows) if cfg.epoch_windows else len(Xtr)
     batch = min(cfg.batch_size, n)
     net, forward, step, orders, noise = training_step(
         models, cfg, seeds, device, math.ceil(n / batch) * cfg.max_epochs, autocast)
@@ -236,7 +237,7 @@ def train_many(models: list[nn.Module], X_train: np.ndarray, y_train: np.ndarray
             t0 = time.perf_counter()
             lr = step.optimizer.param_groups[0]["lr"]
             running, micro, halvings = run_epoch(step, Xtr, ytr, batch, micro, orders, epoch,
-                                                 memory_plan, cfg.progress)
+                                                 memory_plan, cfg.progress, n)
             oom_retries += halvings
             seconds = time.perf_counter() - t0
             stopped = []

@@ -112,17 +112,20 @@ def arch_record(arch: Arch, mcfg: ModelConfig, model) -> tuple[dict, dict]:
 
 
 def compute_record(mcfg: ModelConfig, n_train: int, epochs: int, seconds: float,
-                   passes: int = 1) -> dict:
+                   passes: int = 1, epoch_windows: int | None = None) -> dict:
     """What a training run cost: windows seen (``epochs`` passes over the ``n_train`` training
     windows), tokens seen, training FLOPs (the model's analytic forward + backward FLOPs per
     window, :func:`lib.model.model.flops_per_sample`, times windows seen) and wall time. The data
     size D is the training block: windows, and tokens (patch tokens per window, every channel for
-    the channel-independent tokenizer). An epoch of a small data level is ``passes`` passes."""
+    the channel-independent tokenizer). An epoch of a small data level is ``passes`` passes,
+    capped at ``epoch_windows`` windows drawn (``train.epoch_windows``)."""
     tokens = window_tokens(mcfg)
     per_window = flops_per_sample(mcfg, training=True)
-    seen = epochs * passes * n_train
+    per_epoch = passes * n_train
+    seen = epochs * (min(per_epoch, epoch_windows) if epoch_windows else per_epoch)
     return {"train_windows": n_train, "train_tokens": n_train * tokens,
             "tokens_per_window": tokens, "epochs": epochs, "passes_per_epoch": passes,
+            "epoch_windows": epoch_windows,
             "windows_seen": seen, "tokens_seen": seen * tokens, "flops_per_window": per_window,
             "train_flops": per_window * seen, "wall_s": seconds,
             "flops_method": "analytic matmul FLOPs, training = 3x forward (lib.model.model)"}

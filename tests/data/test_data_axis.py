@@ -12,7 +12,8 @@ import pytest
 
 from lib.core.config import ConfigError, DataSizeConfig, SweepConfig
 from lib.data import dataset
-from lib.data.data_axis import cell_splits, pool_config, size_id
+from lib.data.cell_data import cell_splits
+from lib.data.data_axis import pool_config, size_id
 from lib.data.splits import SplitError, make_labels, make_splits
 from lib.search.cells import Cell, cells, check_cell
 from lib.search.sweepfile import load_sweep, validate_sweep

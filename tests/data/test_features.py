@@ -13,7 +13,7 @@ def real_bars():
     return {t: sources.load_embedded(t) for t in ("^GSPC", "^IXIC")}
 
 
-@pytest.mark.parametrize("name", ["a25", "a25x", "sf"])
+@pytest.mark.parametrize("name", sorted(features.FEATURE_SETS))  # every registered set
 def test_truncation_no_future_data(real_bars, name):
     full, _ = features.compute(name, real_bars, "^GSPC")
     idx = real_bars["^GSPC"].index
@@ -24,6 +24,18 @@ def test_truncation_no_future_data(real_bars, name):
         part, _ = features.compute(name, cut, "^GSPC")
         np.testing.assert_allclose(part.loc[t].to_numpy(), full.loc[t].to_numpy(), rtol=1e-9,
                                    err_msg=f"feature at {t.date()} changed with future data")
+
+
+@pytest.mark.parametrize("ticker", ["AAPL", "RRC"])  # from $0.26; a close stuck for 20 days
+def test_close_only_features_use_no_future_on_the_skfolio_panel(ticker):
+    bars = {ticker: sources.load_skfolio(ticker)}
+    full, _ = features.compute("sfc", bars, ticker)
+    assert np.isfinite(full.to_numpy()).all()
+    for t in ["1995-03-15", "2003-06-27", "2016-12-23", str(full.index[-1].date())]:
+        t = full.index[full.index.searchsorted(pd.Timestamp(t))]
+        part, _ = features.compute("sfc", {ticker: bars[ticker].loc[:t]}, ticker)
+        np.testing.assert_allclose(part.loc[t].to_numpy(), full.loc[t].to_numpy(), rtol=1e-9,
+                                   err_msg=f"sfc at {t.date()} changed with future data")
 
 
 def test_weekly_features_use_previous_full_week(real_bars):

@@ -92,8 +92,13 @@ def test_labels_come_from_raw_prices_whatever_the_features_scaling(real_df):
         for blk in BLOCKS:
             np.testing.assert_array_equal(a.block(blk).y, b.block(blk).y)
         assert not np.allclose(a.train.X, b.train.X)
-    with pytest.raises(SplitError, match="raw price column"):
+    with pytest.raises(SplitError, match="raw price column raw_close"):
+        make_splits(real_df.drop(columns=["raw_close"]), SplitConfig(), horizon=1)
+    with pytest.raises(SplitError, match="label 'threshold' needs the day's High"):
         make_splits(real_df.drop(columns=["raw_high"]), SplitConfig(), horizon=1)
+    close_only = make_splits(real_df.drop(columns=["raw_high"]), SplitConfig(label="close"),
+                             horizon=1)  # the close label needs no High
+    assert len(close_only.test.y) == len(make_splits(real_df, SplitConfig(), horizon=1).test.y)
 
 
 def test_canaries_placebo_and_leak(real_df):

@@ -77,3 +77,14 @@ def test_every_study_sweep_uses_the_inputs_chosen_on_validation(name):
     per-window RevIN after the choice was made). The smoke and ablation sweeps are not studies."""
     chosen, cfg = load_sweep("default"), load_sweep(name)
     assert (cfg.data.feature_set, cfg.model.norm) == (chosen.data.feature_set, chosen.model.norm)
+
+
+def test_the_panel_sweeps_share_their_data_inputs_and_blocks():
+    """The GPU-sized panel study is the 2-core one scaled up: the same assets, close-only inputs
+    (the single-series choice 'sf' needs high, low and volume), label, price floor and blocks, so
+    its verdicts answer the same question."""
+    small, big = load_sweep("panel"), load_sweep("panel_gpu")
+    assert small.data == big.data and small.split == big.split
+    assert (small.data.feature_set, small.model.norm, small.split.label) == ("sfc", "none", "close")
+    assert small.data.panel and len(small.data.tickers) == 20
+    assert {s.id for s in small.data_sizes} <= {s.id for s in big.data_sizes}

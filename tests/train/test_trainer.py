@@ -210,3 +210,29 @@ def test_compile_flag_trains_through_torch_compile():
                                [r["val_loss"] for r in comp.curve], rtol=1e-4)
     with pytest.raises(ValueError, match="unknown compile backend 'turbo'"):
         fit(cfg=cfg, tc=replace(tc, compile="turbo"))
+
+
+def test_an_epoch_of_epoch_windows_draws_a_fresh_sample():
+    """train.epoch_windows: each epoch trains on that many windows, drawn anew (a panel's largest
+    data level stays affordable and every level gets as many optimizer steps)."""
+    seen: list[list[float]] = []
+
+    class Counting(PatchTST):
+        def forward(self, x):
+            if self.training:
+                seen[-1].extend(x[:, 0, 0].tolist())  # each toy window's first value is its id
+            return super().forward(x)
+
+    X, y = toy(256)
+    model = Counting(CFG)
+
+    def new_epoch(epoch, row):
+        seen.append([])
+
+    seen.append([])
+    res = train(model, X, y, X[:64], y[:64], replace(TC, max_epochs=3, epoch_windows=64),
+                callback=lambda e, r: new_epoch(e, r))
+    epochs = [set(s) for s in seen[:3]]
+    assert [len(s) for s in seen[:3]] == [64, 64, 64] and all(len(e) == 64 for e in epochs)
+    assert len(epochs[0] | epochs[1] | epochs[2]) > 100  # not the same 64 each time
+    assert res.curve[0]["samples_per_s"] > 0 and len(res.curve) == 3
