@@ -346,4 +346,5 @@ def skill_per_decade(N, y: np.ndarray, probs: list[list[np.ndarray]], ref_rate: 
     t95 = skill_slope(N, days, ref, horizon, per_seed, dates=dates)
     t90 = skill_slope(N, days, ref, horizon, per_seed, level=0.90, dates=dates)
     return {"skill_per_decade": t95["estimate"], "skill_per_decade_ci95": t95["ci95"],
-            "skill_per_decade_ci90": t90["ci95"], "skill_test": t95, "test_days": int(len(y))}
+            "skill_per_decade_ci90": t90["ci95"], "skill_test": t95,
+            "test_days": int(len(np.unique(dates)) if dates is not None else len(y))}

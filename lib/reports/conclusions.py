@@ -87,6 +87,7 @@ def write_verdict(sweep: str, results: pd.DataFrame, fits: dict, cfg: SweepConfi
     lines = [bottom_line(h, e, cfg, cut.get(h)) for h, e in fits.items()]
     write_json(paths.SWEEPS / Path(sweep).stem / "verdict.json", {
         "bottom_line": " ".join(lines), "lines": lines,
+        "mde80": [(e.get("skill_test") or {}).get("mde80") for e in fits.values()],
         "codes": {str(h): (e.get("decision") or {}).get("code") for h, e in fits.items()},
         "written": now_iso()})
 

@@ -75,8 +75,11 @@ def scaling_summary(results: pd.DataFrame, fits: dict, cfg: SweepConfig, entry: 
                  f"{T.interval(best['test_skill_own'], best['test_skill_own_ci'])}.")
     inputs = sorted({f"{fs} / {n}" for fs, n in zip(results["feature_set"], results["norm"],
                                                     strict=True)})
+    what = (f"a panel of {len(cfg.data.tickers)} assets from {cfg.data.source} "
+            f"({', '.join(cfg.data.tickers[:4])}, ...), each its own dataset like "
+            f"{entry['target']}'s:" if cfg.data.panel else f"{entry['target']}")
     lines += ["", "**Data and effort**: "
-              f"{entry['target']} daily bars {entry['first_date']}..{entry['last_date']} "
+              f"{what} daily bars {entry['first_date']}..{entry['last_date']} "
               f"(dataset {entry['id']}, sha256 {entry['sha256'][:12]}); inputs "
               f"{', '.join(inputs)}; {results['budget'].nunique()} budgets x "
               f"{results['horizon'].nunique()} horizons; "

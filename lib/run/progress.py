@@ -125,6 +125,33 @@ class Progress:
             self.bar = None
 
 
+class Ticking:
+    """``with Ticking(progress, ["06_joint_scaling"]):`` keeps a stage that runs one long item
+    in this process (a report notebook) visible: a background thread ticks ``progress`` every
+    ``period_s`` seconds until the block ends, so a terminal's bar keeps counting and a log gets
+    a line at least every ``every_s``."""
+
+    def __init__(self, progress: Progress, running: list[str], period_s: float = 2.0):
+        import threading
+
+        self.progress, self.running, self.period_s = progress, running, period_s
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        t0 = time.time()
+        while not self.stop.wait(self.period_s):
+            self.progress.tick([f"{r} for {clock(time.time() - t0)}" for r in self.running])
+
+    def __enter__(self) -> Ticking:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
 def run_estimate(cells_: list, cfg, jobs: int) -> str:
     """The size of a run and a rough time for it on a CPU like the reference machine, before it
     starts: every listed cell searched in full and evaluated (a resumed run takes less)."""

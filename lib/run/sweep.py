@@ -43,7 +43,7 @@ from ..search.sweepfile import load_sweep
 from . import notebook
 from .data_stage import check_splits, ensure_data
 from .final_stage import final_cells
-from .progress import Progress, clock, run_estimate
+from .progress import Progress, Ticking, clock, run_estimate
 from .repair import collect, dashboard, regenerate
 from .upkeep import (
     LockError,
@@ -356,8 +356,14 @@ def make_report(sweep: str, kernel: notebook.Kernel | None = None) -> int:
     failed."""
     name = Path(sweep).stem
     rc = 0
-    for nb, html in report_pages(sweep):
-        rc |= render(sweep, nb, paths.REPORTS / name / html, kernel)
+    pages = report_pages(sweep)
+    prog = Progress("report", len(pages), say=say)
+    for nb, html in pages:
+        t0 = time.time()
+        with Ticking(prog, [nb.removesuffix(".ipynb")]):  # never silent: a report may take
+            rc |= render(sweep, nb, paths.REPORTS / name / html, kernel)  # minutes
+        prog.done(nb.removesuffix(".ipynb"), f"rendered in {time.time() - t0:.0f} s")
+    prog.close()
     if rc == 0:  # what the pages were rendered from: a later run re-renders when it changes
         write_json(paths.SWEEPS / name / "report_inputs.json",
                    report_inputs(sweep, load_sweep(sweep)))
@@ -378,8 +384,12 @@ def say_verdicts(name: str) -> None:
         path = paths.SWEEPS / name / file
         if not path.exists():
             continue
-        for line in read_json(path).get("lines") or []:
-            say(f"{head}: {line}")
+        data = read_json(path)
+        mde = data.get("mde80") or []
+        for i, line in enumerate(data.get("lines") or []):
+            m = mde[i] if i < len(mde) else None
+            say(f"{head}: {line}" + (f" Detectable with 80% power: {m:.4f} per decade."
+                                     if m is not None else ""))
 
 
 def render(sweep: str, notebook_name: str, html: Path,

@@ -96,3 +96,23 @@ def test_pooled_and_per_asset_metrics_agree_with_a_direct_computation():
     pooled = evaluate(y, probs[0], base)
     assert pooled["auc"] == pytest.approx(roc_auc_score(y, probs[0]))
     assert pooled["logloss"] == pytest.approx(log_loss(y, probs[0]), rel=1e-6)
+
+
+def test_the_skill_per_decade_counts_dates_too():
+    """The verdict's interval (skill per decade of N or D) on a panel of copies of one asset is
+    the one asset's; counted by window it would be too narrow."""
+    from lib.analysis.scaling import skill_per_decade
+
+    rng = np.random.default_rng(7)
+    y, p, _, _ = panel_days(n_assets=1, common=0.0, seed=5)
+    probs = [[np.clip(p + rng.normal(0, 0.05, len(p)), 0.01, 0.99) for _ in range(2)]
+             for _ in range(3)]
+    one = skill_per_decade([1e4, 1e5, 1e6], y, probs, float(y.mean()), 1)
+    k = 4
+    tiled = [[np.tile(q, k) for q in seeds] for seeds in probs]
+    dates = np.tile(np.arange(len(y)), k)
+    panel = skill_per_decade([1e4, 1e5, 1e6], np.tile(y, k), tiled, float(y.mean()), 1, dates)
+    naive = skill_per_decade([1e4, 1e5, 1e6], np.tile(y, k), tiled, float(y.mean()), 1)
+    assert panel["skill_per_decade"] == pytest.approx(one["skill_per_decade"])
+    assert panel["skill_test"]["se"] == pytest.approx(one["skill_test"]["se"], rel=1e-6)
+    assert naive["skill_test"]["se"] < 0.7 * one["skill_test"]["se"]

@@ -92,3 +92,19 @@ def test_the_run_is_sized_and_estimated_before_it_starts():
     assert text.startswith("size: 12 cell(s) x 8 trials (96 trials of 4-10 epochs)")
     # the reference run itself: its measured search (5:08) and final evaluation (3:13)
     assert "search ~5:08" in text and "final evaluation ~3:13" in text, text
+
+
+def test_a_long_report_is_never_silent():
+    """A report notebook runs for minutes in the driver's own process (the panel's joint report
+    took over 3): a ticker keeps saying what runs and for how long."""
+    import time
+
+    from lib.run.progress import Progress, Ticking
+
+    lines: list[str] = []
+    prog = Progress("report", 2, every_s=0.05, say=lines.append, bar=False)
+    with Ticking(prog, ["06_joint_scaling"], period_s=0.02):
+        time.sleep(0.3)
+    prog.done("06_joint_scaling", "rendered in 0 s")
+    ticks = [x for x in lines if "running: 06_joint_scaling for" in x]
+    assert len(ticks) >= 2 and "[report 1/2] 06_joint_scaling: rendered" in lines[-1]
