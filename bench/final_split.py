@@ -24,7 +24,7 @@ import torch
 
 from lib.bench.step import time_split
 from lib.core.provenance import read_json
-from lib.data.data_axis import cell_splits
+from lib.data.cell_data import cell_splits
 from lib.model.budget import base_model, budget_grid
 from lib.search.cells import cells
 from lib.search.sweepfile import load_sweep

@@ -54,13 +54,13 @@ def test_compare_is_paired_and_keeps_delong_as_secondary():
 def test_job_slots_share_the_final_queue(tmp_path, monkeypatch):
     """Every cell is evaluated by exactly one of the slots that share a claims folder, in the
     order given (the driver gives the largest budgets first)."""
-    import lib.analysis.final as final
+    import lib.run.final_stage as stage
 
     done = []
-    monkeypatch.setattr(final, "run_final", lambda cell, cfg, threads=None: done.append(cell.id))
+    monkeypatch.setattr(stage, "run_final", lambda cell, cfg, threads=None: done.append(cell.id))
     ids = ["320k-h1", "320k-h3", "10k-h1"]
-    first = final.final_cells("default", ids[:2], 1, claims=tmp_path)
-    second = final.final_cells("default", ids, 1, claims=tmp_path)
+    first = stage.final_cells("default", ids[:2], 1, claims=tmp_path)
+    second = stage.final_cells("default", ids, 1, claims=tmp_path)
     assert first == second == 0 and done == ids  # the second slot took only the unclaimed one
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(ids)
 
