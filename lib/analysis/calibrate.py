@@ -22,44 +22,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 
 import numpy as np
 from scipy import stats
 
+from .simulate import SimConfig, _ar1, _logit
 from .stats import auc_influence, day_loss
-
-
-@dataclass(frozen=True)
-class SimConfig:
-    """One family of simulated test blocks."""
-
-    n_days: int = 420  # test days (the shipped data's 2017-18 test block has about 420)
-    horizon: int = 5  # trading days the label looks ahead
-    threshold: float = 0.01  # relative rise that makes a positive label
-    daily_vol: float = 0.01  # typical daily volatility
-    vol_persistence: float = 0.98  # AR(1) coefficient of log-volatility
-    vol_sd: float = 0.35  # stationary sd of log-volatility
-    error_persistence: float = 0.9  # AR(1) coefficient of a predictor's logit error
-    error_sd: float = 0.6  # sd of the baseline's logit error (shared part + seed part)
-    model_error_sd: float | None = None  # the model's; None: as the baseline's (a null)
-    seed_share: float = 0.3  # share of a predictor's error variance that is its seed's own
-    seeds: int = 4  # re-training seeds of the model
-    burn: int = 300  # days simulated before the block, so it starts in the stationary law
-
-
-def _ar1(rng: np.random.Generator, n: int, phi: float, sd: float, size: int = 1) -> np.ndarray:
-    """``size`` stationary AR(1) paths of length ``n`` with marginal sd ``sd``: [size, n]."""
-    out = np.empty((size, n))
-    out[:, 0] = rng.normal(0, sd, size)
-    innov = rng.normal(0, sd * math.sqrt(1 - phi**2), (size, n))
-    for t in range(1, n):
-        out[:, t] = phi * out[:, t - 1] + innov[:, t]
-    return out
-
-
-def _logit(p):
-    return np.log(p) - np.log1p(-p)
 
 
 def _labels(cfg: SimConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -286,6 +255,16 @@ def main(argv: list[str] | None = None) -> int:
         slopes.append({"case": case, **r})
         print(f"{case:26} skill per decade: truth {r['truth']:+.4f}, coverage "
               f"{r['coverage']:.3f} (+-{r['mc_se']:.3f}), verdicts {r['verdicts']}", flush=True)
+    from .calibrate_panel import PANEL_CASES, panel_coverage
+
+    panels = []
+    for case, sim in PANEL_CASES.items():
+        r = panel_coverage(sim, a.repeats // 2)
+        panels.append({"case": case, **r})
+        print(f"{case:26} panel, by date (in use): AUC {r['by date']['auc']['coverage']:.3f} "
+              f"log loss {r['by date']['logloss']['coverage']:.3f}; by window: AUC "
+              f"{r['by window']['auc']['coverage']:.3f} log loss "
+              f"{r['by window']['logloss']['coverage']:.3f}", flush=True)
     from .calibrate_law import LAW_CASES, LAW_SCALES, alpha_coverage
     from .scaling import available_cpus
 
@@ -305,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"{r['identified_share']:.2f}; fit through {'3' if law_case.with_c else '2'}"
                       f" points {r['interpolates_points']:.2f}", flush=True)
     out = paths.OUTPUTS / "calibration" / "coverage.json"
-    write_json(out, {"rows": rows, "skill_per_decade": slopes, "alpha": alphas,
+    write_json(out, {"rows": rows, "skill_per_decade": slopes, "alpha": alphas, "panel": panels,
                      "recorded_at": now_iso(),
                      "code": code_version(), "nominal": 0.95})
     print(f"written {paths.rel(out)}", file=sys.stderr)
