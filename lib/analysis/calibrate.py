@@ -25,23 +25,16 @@ from collections.abc import Callable
 from dataclasses import asdict, replace
 
 import numpy as np
-from scipy import stats
 
-from .simulate import SimConfig, _ar1, _logit
+from .simulate import SimConfig, _ar1, threshold_labels, volatility
 from .stats import auc_influence, day_loss
 
 
 def _labels(cfg: SimConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Labels and the logit of their probability given today's volatility, burn-in included."""
-    h = cfg.horizon
-    total = cfg.burn + cfg.n_days + h
-    v = math.log(cfg.daily_vol) + _ar1(rng, total, cfg.vol_persistence, cfg.vol_sd)[0]
-    sigma = np.exp(v)
-    logp = np.cumsum(sigma * rng.standard_normal(total))
-    ahead = np.lib.stride_tricks.sliding_window_view(logp[1:], h)[: total - h].max(axis=1)
-    y = (ahead - logp[: total - h] >= math.log1p(cfg.threshold)).astype(int)
-    q = 2 * stats.norm.sf(math.log1p(cfg.threshold) / (sigma[: total - h] * math.sqrt(h)))
-    return y, _logit(np.clip(q, 1e-4, 1 - 1e-4))
+    total = cfg.burn + cfg.n_days + cfg.horizon
+    sigma = volatility(cfg, rng, total)
+    return threshold_labels(np.cumsum(sigma * rng.standard_normal(total)), sigma, cfg)
 
 
 def _predictor(cfg: SimConfig, rng: np.random.Generator, z: np.ndarray, sd: float,

@@ -16,9 +16,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
-from .simulate import SimConfig, _ar1, _logit
+from .simulate import SimConfig, _ar1, threshold_labels, volatility
 
 
 @dataclass(frozen=True)
@@ -36,17 +35,14 @@ def simulate_panel(sim: PanelSim, rng: np.random.Generator):
     and each window's date, stacked by asset."""
     cfg, k, h = sim.base, sim.assets, sim.base.horizon
     total = cfg.burn + cfg.n_days + h
-    sigma = np.exp(math.log(cfg.daily_vol) + _ar1(rng, total, cfg.vol_persistence,
-                                                  cfg.vol_sd)[0])
+    sigma = volatility(cfg, rng, total)
     common = rng.standard_normal(total)
     ys, zs = [], []
     for _ in range(k):
         eps = math.sqrt(sim.rho) * common + math.sqrt(1 - sim.rho) * rng.standard_normal(total)
-        logp = np.cumsum(sigma * eps)
-        ahead = np.lib.stride_tricks.sliding_window_view(logp[1:], h)[: total - h].max(axis=1)
-        ys.append((ahead - logp[: total - h] >= math.log1p(cfg.threshold)).astype(int))
-        q = 2 * stats.norm.sf(math.log1p(cfg.threshold) / (sigma[: total - h] * math.sqrt(h)))
-        zs.append(_logit(np.clip(q, 1e-4, 1 - 1e-4)))
+        y_a, z_a = threshold_labels(np.cumsum(sigma * eps), sigma, cfg)
+        ys.append(y_a)
+        zs.append(z_a)
     n = total - h
     keep = slice(cfg.burn, cfg.burn + cfg.n_days)
 

@@ -35,7 +35,7 @@ from ..train.metrics import evaluate, fast_metrics, sigmoid
 from ..train.trainer import predict_logits
 from ..train.trial import arch_record, build, compute_record, fit, fit_many, passes_per_epoch
 from . import ledger
-from .panel_eval import per_asset
+from .panel_eval import per_asset, window_dates
 from .stats import (
     HAC_RULE,
     auc_influence,
@@ -272,7 +272,7 @@ def run_final(cell: Cell, cfg: SweepConfig, threads: int | None = None) -> dict:
     probs = {n: [np.asarray(s["p_test"]) for s in e["seeds"].values()] for n, e in runs.items()}
     best = probs[str(chosen[0].number)]
     baseline_p = {k: v["p_test"] for k, v in state["baselines"].items()}
-    dates = splits.test.dates.values if cfg.data.panel else None  # a panel counts by date
+    dates = window_dates(splits)  # a panel counts by date
     interval = interval_for(y_test, best, baseline_p, cell.horizon, cfg.final.bootstrap, dates)
     state["interval"] = interval
     for n, entry in runs.items():

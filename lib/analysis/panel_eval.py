@@ -42,6 +42,12 @@ def per_asset(y: np.ndarray, probs: list[np.ndarray], baseline_p: dict, splits, 
     return out
 
 
+def window_dates(splits) -> np.ndarray | None:
+    """A panel's date per test window, for statistics that count by date; None for a single
+    series, whose windows are its days."""
+    return splits.test.dates.values if getattr(splits, "assets", None) else None
+
+
 def test_dates(state: dict) -> np.ndarray | None:
     """A panel cell's date per test window (a final evaluation's record), for statistics that
     count by date; None for a single series, whose windows are its days."""

@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import stats
 
 
 @dataclass(frozen=True)
@@ -41,3 +42,21 @@ def _logit(p):
     return np.log(p) - np.log1p(-p)
 
 
+
+
+def volatility(cfg: SimConfig, rng: np.random.Generator, total: int) -> np.ndarray:
+    """Daily volatility over ``total`` days: log-volatility AR(1) around ``daily_vol``."""
+    return np.exp(math.log(cfg.daily_vol) + _ar1(rng, total, cfg.vol_persistence,
+                                                 cfg.vol_sd)[0])
+
+
+def threshold_labels(logp: np.ndarray, sigma: np.ndarray,
+                     cfg: SimConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Labels of a log-price path (the largest rise over the next ``horizon`` days reaches the
+    threshold) and the logit of their probability given each day's volatility; the last
+    ``horizon`` days have none."""
+    h, total = cfg.horizon, len(logp)
+    ahead = np.lib.stride_tricks.sliding_window_view(logp[1:], h)[: total - h].max(axis=1)
+    y = (ahead - logp[: total - h] >= math.log1p(cfg.threshold)).astype(int)
+    q = 2 * stats.norm.sf(math.log1p(cfg.threshold) / (sigma[: total - h] * math.sqrt(h)))
+    return y, _logit(np.clip(q, 1e-4, 1 - 1e-4))

@@ -296,6 +296,17 @@ def fits_table(fits: dict[int, dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def series_text(tickers: dict, most: int = 4) -> str:
+    """The series a cell trained on, with their windows; a long panel as its first ``most`` and a
+    count (the table stays readable at 20 assets)."""
+    if not tickers:
+        return "target"
+    items = [f"{t} {n}" for t, n in tickers.items()]
+    if len(items) <= most:
+        return ", ".join(items)
+    return f"{len(items)} series: " + ", ".join(items[:most]) + f", ... ({len(items) - most} more)"
+
+
 def data_table(finals: list[dict]) -> pd.DataFrame:
     """One row per cell: its training data (windows, tokens, series, passes per epoch, positive
     rate) and the compute its search and final seeds spent."""
@@ -307,8 +318,7 @@ def data_table(finals: list[dict]) -> pd.DataFrame:
         final_flops = sum((v.get("compute") or {}).get("train_flops", 0.0)
                           for v in b["seeds"].values())
         rows.append({"cell": s["cell"]["id"], "windows": d_of(s)[0], "tokens": d_of(s)[1],
-                     "series": ", ".join(f"{t} {n}" for t, n in
-                                         (data.get("tickers") or {}).items()) or "target",
+                     "series": series_text(data.get("tickers") or {}),
                      "passes/epoch": data.get("passes_per_epoch", 1),
                      "train positive rate": tables.num(s["split"]["train"]["positive_rate"]),
                      "first window": s["split"]["train"]["first_window_end"],

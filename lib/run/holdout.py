@@ -27,7 +27,7 @@ import numpy as np
 
 from ..analysis import ledger
 from ..analysis.final import BASELINES, compare, comparisons, final_seeds, test_probabilities
-from ..analysis.panel_eval import per_asset
+from ..analysis.panel_eval import per_asset, window_dates
 from ..core import paths
 from ..core.config import ConfigError
 from ..core.provenance import code_version, now_iso, read_json, write_json
@@ -78,7 +78,7 @@ def score_cell(sweep: str, cell: Cell, cfg, threads: int | None = None) -> dict:
     probs = [test_probabilities(m, splits) for m in models]
     b = run_baselines(df, splits, evaluate_test=True, seed=cfg.train.seed)
     baseline_p = {k: v["p_test"] for k, v in b.items()}
-    dates = splits.test.dates.values if cfg.data.panel else None  # a panel counts by date
+    dates = window_dates(splits)  # a panel counts by date
     result = {
         "cell": cell.as_dict(), "trial": best["trial"], "params": params, "seeds": seeds,
         "block": asdict(splits.stats.test),
